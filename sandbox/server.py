@@ -1,0 +1,320 @@
+"""A local HTTP server that emulates the four providers' documented endpoints.
+
+It is a real server on loopback: the tap under test talks HTTP to it exactly as it would to
+the providers. Each provider module registers its routes and data on a ``Sandbox``; the
+sandbox adds what tests need around them:
+
+* a log of every call (method, path, query, body, status), to count calls and check ranges;
+* injected faults (HTTP status with optional ``Retry-After``, connection reset, delay,
+  garbage body), each for a number of matching calls;
+* global latency, and a clock that tests can move (Mudu's daily quota resets at midnight).
+
+Control endpoints under ``/_sandbox/`` expose the same to a sandbox run as its own process
+(the demo and the benchmarks): ``GET calls``, ``POST reset``, ``POST faults``, ``POST clock``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+Handler = t.Callable[["Request"], "Response"]
+
+
+@dataclass
+class Request:
+    """What a route handler sees."""
+
+    method: str
+    path: str
+    params: dict[str, str]  # path parameters from the route pattern
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    raw_body: bytes
+
+    def json(self) -> t.Any:
+        """The body as JSON (``{}`` when empty); ``ValueError`` if it is not JSON."""
+        if not self.raw_body:
+            return {}
+        return json.loads(self.raw_body)
+
+    def form(self) -> dict[str, str]:
+        """The body as ``application/x-www-form-urlencoded`` fields."""
+        parsed = parse_qs(self.raw_body.decode("utf-8"), keep_blank_values=True)
+        return {key: values[-1] for key, values in parsed.items()}
+
+    def bearer_token(self) -> str | None:
+        """The token of ``Authorization: Bearer <token>`` (scheme case-insensitive)."""
+        value = self.headers.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@dataclass
+class Response:
+    """What a route handler returns; ``body`` is JSON-encoded unless it is bytes."""
+
+    status: int = 200
+    body: t.Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class Call:
+    """One request the sandbox answered (for assertions)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+    status: int
+    at: float
+    fault: str | None = None
+
+    def json(self) -> t.Any:
+        return json.loads(self.body) if self.body else {}
+
+    def form(self) -> dict[str, str]:
+        parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+        return {key: values[-1] for key, values in parsed.items()}
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "body": self.body.decode("utf-8", "replace"),
+            "status": self.status,
+            "at": self.at,
+            "fault": self.fault,
+        }
+
+
+@dataclass
+class Fault:
+    """Misbehave on the next ``count`` calls whose path contains ``path``.
+
+    ``kind``: ``status`` (answer ``status``, with ``Retry-After`` if given), ``reset`` (close
+    the connection without answering), ``delay`` (sleep ``delay_s`` then answer normally),
+    ``garbage`` (200 with a body that is not JSON).
+    """
+
+    path: str = ""
+    kind: str = "status"
+    status: int = 503
+    count: int = 1
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    body: t.Any = None
+    after: int = 0  # let this many matching calls through first
+
+    def matches(self, path: str) -> bool:
+        return self.count > 0 and self.path in path
+
+
+class Sandbox:
+    """The emulated providers behind one local HTTP server."""
+
+    def __init__(self, *, latency_s: float = 0.0, now: datetime | None = None) -> None:
+        self.latency_s = latency_s
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.calls: list[Call] = []
+        self.faults: list[Fault] = []
+        self._base_now = now
+        self._clock_offset = timedelta(0)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.providers: dict[str, t.Any] = {}
+
+    # --------------------------------------------------------------------- clock
+
+    def now(self) -> datetime:
+        """The sandbox's current time (UTC): real time, or a fixed one, plus any advance."""
+        base = self._base_now or datetime.now(timezone.utc)
+        return base + self._clock_offset
+
+    def advance_clock(self, *, days: float = 0, seconds: float = 0) -> None:
+        """Move the sandbox clock forward (e.g. to the next day's Mudu quota)."""
+        self._clock_offset += timedelta(days=days, seconds=seconds)
+
+    # -------------------------------------------------------------------- routes
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Register ``handler`` for ``method`` and a path like ``/api/activity/{id}/x``."""
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        self._routes.append((method.upper(), regex, handler))
+
+    def calls_to(self, fragment: str) -> list[Call]:
+        """Calls whose path contains ``fragment`` (faults and errors included)."""
+        with self._lock:
+            return [call for call in self.calls if fragment in call.path]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    # -------------------------------------------------------------------- serving
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread; returns the base URL."""
+        handler_class = _make_handler(self)
+        self._server = ThreadingHTTPServer((host, port), handler_class)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
+                    fault.count -= 1
+                    return fault
+        return None
+
+    def dispatch(self, request: Request) -> Response:
+        if request.path.startswith("/_sandbox/"):
+            return self._control(request)
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if match and method == request.method:
+                request.params = match.groupdict()
+                return handler(request)
+        return Response(404, {"message": f"no route for {request.method} {request.path}"})
+
+    def _control(self, request: Request) -> Response:
+        action = request.path.removeprefix("/_sandbox/")
+        if action == "calls":
+            with self._lock:
+                return Response(200, [call.as_dict() for call in self.calls])
+        if action == "reset":
+            self.reset_calls()
+            return Response(200, {"ok": True})
+        if action == "faults":
+            for spec in request.json().get("faults", []):
+                self.add_fault(Fault(**spec))
+            return Response(200, {"ok": True})
+        if action == "clock":
+            spec = request.json()
+            self.advance_clock(days=spec.get("days", 0), seconds=spec.get("seconds", 0))
+            return Response(200, {"now": self.now().isoformat()})
+        if action == "health":
+            return Response(200, {"ok": True, "providers": sorted(self.providers)})
+        return Response(404, {"message": f"unknown control {action}"})
+
+    def record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+
+def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    class SandboxHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+            """Quiet: the call log is the record."""
+
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            request = Request(
+                method=self.command,
+                path=parts.path,
+                params={},
+                query=query,
+                headers={key.lower(): value for key, value in self.headers.items()},
+                raw_body=raw,
+            )
+            if sandbox.latency_s:
+                time.sleep(sandbox.latency_s)
+            control = parts.path.startswith("/_sandbox/")
+            fault = None if control else sandbox._take_fault(parts.path)
+            if fault and fault.kind == "reset":
+                sandbox.record(Call(self.command, parts.path, query, raw, 0, time.time(), "reset"))
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if fault and fault.kind == "delay":
+                time.sleep(fault.delay_s)
+                fault = None
+            if fault and fault.kind == "status":
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                response = Response(fault.status, fault.body or {"message": "injected fault"}, headers)
+            elif fault and fault.kind == "garbage":
+                response = Response(200, b"<html>502 Bad Gateway</html>")
+            else:
+                try:
+                    response = sandbox.dispatch(request)
+                except Exception as error:  # a sandbox bug must show, not hang the client
+                    response = Response(500, {"message": f"sandbox error: {error!r}"})
+            if not control:
+                sandbox.record(
+                    Call(
+                        self.command,
+                        parts.path,
+                        query,
+                        raw,
+                        response.status,
+                        time.time(),
+                        fault.kind if fault else None,
+                    )
+                )
+            payload = response.encoded()
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _handle
+        do_POST = _handle
+
+    return SandboxHandler

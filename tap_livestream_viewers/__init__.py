@@ -1,0 +1,1 @@
+"""Singer tap for livestream viewer records from Chinese livestream platforms."""

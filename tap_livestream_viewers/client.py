@@ -1,0 +1,527 @@
+"""The base stream every provider builds on: windows, paging, per-page state, retries, errors.
+
+What lives here is what all four providers share:
+
+* **Windows.** ``[bookmark or start_date, end)`` is cut into windows no longer than the
+  provider's ``max_window``. A window's end is fixed when it starts and kept in the state,
+  so paging through it is stable across runs and days.
+* **Paging.** Page numbers through the SDK's ``BasePageNumberPaginator``; a page is the last
+  when the provider's own total says so, or, without a total, when it is short. A provider
+  that silently returns fewer rows than asked is paged by what it returns.
+* **State after every page.** The partition state holds the bookmark (end of the last
+  finished window) and, while a window is in flight, ``progress`` (window bounds, next
+  page, page size). It is emitted after each page's records, so a stop loses at most one
+  page and a re-run resumes at the next page, never at page 1.
+* **Calls.** Every attempt, retries included, passes the stream's call guards (daily budget,
+  rate limit). 429, 5xx, timeouts and resets are retried with exponential backoff and
+  jitter, honouring ``Retry-After``; 401/403 and provider error codes fail at once.
+* **Errors.** One line: provider, stream, partition, status or code, the provider's message,
+  and what to do. Secrets from the config are masked in every message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import cached_property
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import BasePageNumberPaginator
+from singer_sdk.streams import RESTStream
+
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
+from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, zone
+from tap_livestream_viewers.windows import Window, time_windows
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+AUTH_STATUSES = frozenset({401, 403})
+_MAX_MESSAGE = 300
+_MISSING = object()
+
+
+class ProviderAPIError(FatalAPIError):
+    """A failure the user must act on; its message is one complete line."""
+
+
+class PartitionFailed(ProviderAPIError):
+    """Only this partition cannot be read (e.g. a room that no longer exists); others go on."""
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """What one response says about paging: rows on it, the provider's total, its page size."""
+
+    rows: int
+    total: int | None = None
+    page_size: int | None = None
+
+
+class ProgressPaginator(BasePageNumberPaginator):
+    """Page numbers that stop from the provider's facts and save progress after each page."""
+
+    def __init__(self, stream: LivestreamStream, start_page: int) -> None:
+        super().__init__(start_page)
+        self._stream = stream
+
+    def has_more(self, response: requests.Response) -> bool:
+        """Ask the stream: it knows the provider's total, echoed page size and quirks."""
+        return self._stream.has_more_pages(response, self.current_value)
+
+    def advance(self, response: requests.Response) -> None:
+        """Move to the next page; by now the SDK has written this page's records."""
+        super().advance(response)
+        if not self.finished:
+            self._stream.page_done(self.current_value)
+
+
+class LivestreamStream(RESTStream[int]):
+    """Base for every stream of this tap; a provider module sets the class attributes."""
+
+    #: Key of the provider's object in the config, e.g. ``"shangzhibo"``.
+    provider_key: t.ClassVar[str] = ""
+    #: Name used in messages, e.g. ``"Shangzhibo"``.
+    provider_name: t.ClassVar[str] = ""
+    #: Longest time range the provider answers in one query (``None``: no limit).
+    max_window: t.ClassVar[timedelta | None] = None
+    #: How far behind "now" a default end is set, so rows still being written come next time.
+    end_lag: t.ClassVar[timedelta] = timedelta(0)
+    default_page_size: t.ClassVar[int] = 100
+    max_page_size: t.ClassVar[int] = 100
+    #: What the user should check when the provider rejects the credentials.
+    credential_hint: t.ClassVar[str] = "check the provider credentials in the tap config"
+
+    # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
+    STATE_MSG_FREQUENCY = 10**12
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._context: Context | None = None
+        self._window: Window | None = None
+        self._first_page = 1
+        self._page_size_in_use = self.page_size
+        self._learned_page_size: int | None = None
+        self.calls_made = 0
+
+    # ----------------------------------------------------------------- configuration
+
+    @property
+    def provider_config(self) -> dict[str, t.Any]:
+        """This provider's object from the config (``{}`` if absent)."""
+        return dict(self.config.get(self.provider_key) or {})
+
+    @property
+    def url_base(self) -> str:
+        """The provider's base URL from the config (``base_url`` has a default per provider)."""
+        return str(self.provider_config.get("base_url", "")).rstrip("/")
+
+    @cached_property
+    def tz(self) -> tzinfo:
+        """The zone of provider timestamps that carry no offset (``provider_timezone``)."""
+        return zone(self.config.get("provider_timezone") or "Asia/Shanghai")
+
+    @property
+    def page_size(self) -> int:
+        """Rows asked per page: the configured ``page_size`` capped at the documented maximum."""
+        wanted = int(self.provider_config.get("page_size") or self.default_page_size)
+        return max(1, min(wanted, self.max_page_size))
+
+    @property
+    def timeout(self) -> int:
+        """Seconds before a request counts as timed out (and is retried)."""
+        return int(self.config.get("request_timeout") or 60)
+
+    def backoff_max_tries(self) -> int:
+        """Attempts per request before giving up (``max_retries`` + 1)."""
+        return int(self.config.get("max_retries", 5)) + 1
+
+    def now(self) -> datetime:
+        """The current time; one place, so every bound of a run agrees."""
+        return datetime.now(timezone.utc)
+
+    # ------------------------------------------------------------------ time range
+
+    def config_datetime(self, name: str) -> datetime | None:
+        """A date-time setting; without an offset it means ``provider_timezone``."""
+        value = self.config.get(name)
+        return parse_datetime(value, self.tz) if value else None
+
+    def sync_end(self) -> datetime:
+        """``end_date``, or now less the provider's lag, to whole seconds."""
+        end = self.config_datetime("end_date") or (self.now() - self.end_lag)
+        return floor_to_second(end)
+
+    def bookmark(self, context: Context | None) -> datetime:
+        """Where the next window starts: the last finished window's end, else ``start_date``."""
+        saved = self.partition_state(context).get("replication_key_value")
+        if saved:
+            return parse_datetime(saved, self.tz)
+        start = self.config_datetime("start_date")
+        if start is None:
+            raise ProviderAPIError(self.describe(context, "start_date is not set", "set start_date"))
+        return start
+
+    def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
+        """The windows still to read with their first page: an unfinished one first."""
+        progress = self.partition_state(context).get("progress")
+        resume_from: datetime | None = None
+        if progress:
+            window = Window(
+                parse_datetime(progress["window_start"], self.tz),
+                parse_datetime(progress["window_end"], self.tz),
+            )
+            self._page_size_in_use = int(progress.get("page_size") or self.page_size)
+            self.logger.info(
+                "Resuming %s at page %s of window %s .. %s",
+                self.describe_partition(context),
+                progress.get("next_page", 1),
+                progress["window_start"],
+                progress["window_end"],
+            )
+            yield window, int(progress.get("next_page", 1))
+            resume_from = window.end
+        self._page_size_in_use = self.page_size
+        start = resume_from or self.bookmark(context)
+        for window in time_windows(self.clamp_start(context, start), self.sync_end(), self.max_window):
+            yield window, 1
+
+    def clamp_start(self, context: Context | None, start: datetime) -> datetime:  # noqa: ARG002
+        """Hook: a provider that only keeps recent data may move the start forward."""
+        return start
+
+    # ------------------------------------------------------------------------ state
+
+    def partition_state(self, context: Context | None) -> dict:
+        """The writable state of this partition (the SDK keeps it inside the tap state)."""
+        return self.get_context_state(context)
+
+    def emit_state(self) -> None:
+        """Write a STATE message now (the SDK would otherwise wait for 10,000 records)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Bookmarks here are window ends, not record values: the SDK's per-record step is off.
+
+        A record's own time says nothing about which windows are finished (rows arrive out of
+        order, and Nuoyun rows carry no update time at all), so the bookmark moves only in
+        ``complete_window``.
+        """
+
+    def save_progress(self, context: Context | None, window: Window, next_page: int) -> None:
+        """Remember an in-flight window and the next page to ask for."""
+        state = self.partition_state(context)
+        state["progress"] = {
+            "window_start": to_rfc3339(window.start),
+            "window_end": to_rfc3339(window.end),
+            "next_page": next_page,
+            "page_size": self._page_size_in_use,
+        }
+
+    def page_done(self, next_page: int) -> None:
+        """After a page's records are written: save the next page and emit the state."""
+        if self._window is None:
+            return
+        self.save_progress(self._context, self._window, next_page)
+        self.emit_state()
+
+    def complete_window(self, context: Context | None, window: Window) -> None:
+        """The window's last page is in: move the bookmark to its end and emit the state."""
+        state = self.partition_state(context)
+        state.pop("progress", None)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = to_rfc3339(window.end)
+        self.emit_state()
+
+    # ---------------------------------------------------------------------- records
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read every planned window page by page; stop cleanly when the call budget is spent."""
+        self._context = context
+        try:
+            for window, first_page in self.planned_windows(context):
+                self._window = window
+                self._first_page = first_page
+                self._learned_page_size = None
+                self.save_progress(context, window, first_page)
+                yield from self.records_in_window(context, window)
+                self.complete_window(context, window)
+        except CallBudgetExhausted as stop:
+            self.on_budget_exhausted(context, stop)
+        except PartitionFailed as failure:
+            self.logger.error("%s", failure)
+            self.emit_state()
+            failures = getattr(self._tap, "failed_partitions", None)
+            if failures is None:
+                raise
+            failures.append(str(failure))
+        finally:
+            self._window = None
+
+    def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:  # noqa: ARG002
+        """Page through one window with the SDK's request loop (override for special endpoints)."""
+        yield from self.request_records(context)
+
+    def on_budget_exhausted(self, context: Context | None, stop: CallBudgetExhausted) -> None:
+        """Warn with what was spent, what is left and when it resets; keep the state."""
+        progress = self.partition_state(context).get("progress") or {}
+        left = (
+            f"window {progress.get('window_start')} .. {progress.get('window_end')} "
+            f"from page {progress.get('next_page')}"
+            if progress
+            else "nothing in flight"
+        )
+        self.logger.warning(
+            "%s: daily call budget spent (%s calls of %s today); still to fetch: %s; "
+            "the budget resets at %s, run again after that to continue.",
+            self.describe_partition(context),
+            stop.calls_made,
+            stop.limit,
+            left,
+            stop.resets_at.isoformat(),
+        )
+        self.emit_state()
+
+    # ----------------------------------------------------------------------- paging
+
+    def get_new_paginator(self) -> ProgressPaginator:
+        """A page-number paginator that starts where the window's progress says."""
+        return ProgressPaginator(self, self._first_page)
+
+    def decode(self, response: requests.Response) -> t.Any:
+        """The response body as JSON, decoded once per response and tolerant of known defects."""
+        cached = getattr(response, "_decoded_body", _MISSING)
+        if cached is not _MISSING:
+            return cached
+        try:
+            body = tolerant_json.loads(response.content)
+        except ValueError as error:
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"HTTP {response.status_code}: {error}",
+                    "the provider answered with something that is not JSON; retry later or "
+                    "report it with the run log",
+                )
+            ) from error
+        response._decoded_body = body  # type: ignore[attr-defined]
+        return body
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        """The rows in a decoded body; every provider says where its list lives."""
+        raise NotImplementedError
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        """Rows of the page, decoded once (paging facts read the same decoded body)."""
+        yield from self.rows_of(self.decode(response))
+
+    def page_facts(self, response: requests.Response) -> PageFacts:
+        """Paging facts of one response; providers override to read their total/page size."""
+        return PageFacts(rows=len(self.rows_of(self.decode(response))))
+
+    def has_more_pages(self, response: requests.Response, page: int) -> bool:
+        """Whether another page exists, spending no call on a page known to be empty."""
+        facts = self.page_facts(response)
+        if facts.rows == 0:
+            return False
+        asked = self._page_size_in_use
+        size = facts.page_size or self._learned_page_size or asked
+        if facts.total is None:
+            return facts.rows >= size
+        if facts.page_size is None and facts.rows < size and (page - 1) * size + facts.rows < facts.total:
+            # Fewer rows than asked, yet more remain: the provider caps pages silently.
+            self._learned_page_size = size = facts.rows
+            self.logger.info(
+                "%s returns %d rows per page although %d were asked; paging by %d",
+                self.provider_name,
+                facts.rows,
+                asked,
+                facts.rows,
+            )
+        return page * size < facts.total
+
+    # ------------------------------------------------------------------------ calls
+
+    @property
+    def call_guards(self) -> list[CallGuard]:
+        """Guards asked before every attempt (budgets, rate limits); none by default."""
+        return []
+
+    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        """One attempt: pass the guards, count it, send it, validate it."""
+        for guard in self.call_guards:
+            guard.before_call()
+        self.calls_made += 1
+        return super()._request(prepared_request, context)
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """The SDK's retrying decorator, plus a clear one-line error when retries run out."""
+        retrying = super().request_decorator(func)
+
+        def call(prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            try:
+                return retrying(prepared_request, context)
+            except RetriableAPIError as error:
+                raise ProviderAPIError(
+                    self.describe(
+                        context,
+                        f"{error} (gave up after {self.backoff_max_tries()} attempts)",
+                        "the provider is failing or limiting us; run again later, the state "
+                        "resumes at this page",
+                    )
+                ) from None
+            except (requests.exceptions.RequestException, ConnectionError) as error:
+                raise ProviderAPIError(
+                    self.describe(
+                        context,
+                        f"{type(error).__name__} (gave up after {self.backoff_max_tries()} attempts)",
+                        f"check that {self.url_base} is reachable; run again, the state resumes "
+                        "at this page",
+                    )
+                ) from None
+
+        return call
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Exponential waits (base ``backoff_base_seconds``, capped), never below ``Retry-After``."""
+        base = float(self.config.get("backoff_base_seconds", 1.0))
+        cap = float(self.config.get("backoff_max_seconds", 60.0))
+        attempt = 0
+        error = yield  # backoff primes the generator with None
+        while True:
+            wait = min(cap, base * (2**attempt))
+            retry_after = retry_after_seconds(error)
+            error = yield max(wait, retry_after or 0.0)
+            attempt += 1
+
+    def backoff_jitter(self, value: float) -> float:
+        """Add up to 25% random jitter, so parallel runs do not retry in lockstep."""
+        return value + random.uniform(0, value * 0.25)
+
+    def backoff_handler(self, details: dict) -> None:
+        """Log a retry without the URL's query or any header."""
+        error = details.get("exception")
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        self.logger.warning(
+            "%s: attempt %s failed (%s); retrying in %.1fs",
+            self.describe_partition(self._context),
+            details.get("tries"),
+            f"HTTP {status}" if status else type(error).__name__,
+            details.get("wait", 0.0),
+        )
+
+    # ---------------------------------------------------------------- validation
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Map HTTP statuses, then the provider's own body codes, to retry or fail."""
+        status = response.status_code
+        if status in RETRYABLE_STATUSES or status >= 500:
+            raise RetriableAPIError(
+                f"HTTP {status} {self.provider_message(response)}".strip(), response
+            )
+        if status in AUTH_STATUSES:
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"HTTP {status}: {self.provider_message(response)}",
+                    self.credential_hint,
+                )
+            )
+        if status >= 400:
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"HTTP {status}: {self.provider_message(response)}",
+                    "the request was refused; check the partition ids and settings",
+                )
+            )
+        self.check_provider_status(response)
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """Hook: raise for an error the provider reports inside a 200 response."""
+
+    def provider_message(self, response: requests.Response) -> str:
+        """The provider's own words about a failure, short and on one line."""
+        try:
+            body = tolerant_json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            for key in ("msg", "message", "error", "errmsg", "error_description"):
+                if body.get(key):
+                    return self.one_line(str(body[key]))
+        return self.one_line(response.text or response.reason or "")
+
+    # -------------------------------------------------------------------- messages
+
+    def describe_partition(self, context: Context | None) -> str:
+        """``Provider stream key=value``: where a message comes from."""
+        where = " ".join(f"{key}={value}" for key, value in (context or {}).items())
+        return f"{self.provider_name} {self.name}" + (f" {where}" if where else "")
+
+    def describe(self, context: Context | None, problem: str, action: str) -> str:
+        """The one-line error: where, what the provider said, and what to do."""
+        return self.one_line(f"{self.describe_partition(context)}: {problem}. What to do: {action}.")
+
+    def one_line(self, text: str) -> str:
+        """Collapse whitespace, cut to a readable length, and mask every configured secret."""
+        flat = " ".join(text.split())
+        if len(flat) > _MAX_MESSAGE * 2:
+            flat = flat[: _MAX_MESSAGE * 2] + "…"
+        return self.redact(flat)
+
+    @cached_property
+    def _secrets(self) -> list[str]:
+        return sorted(secret_values(self.config), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """Replace every secret value from the config with ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+SECRET_NAMES = frozenset({"access_token", "key", "headers", "body"})
+
+
+def secret_values(config: t.Mapping[str, t.Any]) -> t.Iterator[str]:
+    """Every secret string in the config: tokens, keys, and values of extra headers/body."""
+    for provider in config.values():
+        if not isinstance(provider, dict):
+            continue
+        for name, value in provider.items():
+            if name not in SECRET_NAMES:
+                continue
+            values = value.values() if isinstance(value, dict) else [value]
+            for item in values:
+                text = str(item) if item is not None else ""
+                if len(text) >= 4:
+                    yield text
+
+
+def retry_after_seconds(error: BaseException | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form), if the response had one."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            moment = parsedate_to_datetime(value)
+            return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            logging.getLogger(__name__).debug("unreadable Retry-After %r", value)
+            return None

@@ -1,0 +1,10 @@
+"""nuoyun streams (not implemented yet)."""
+
+from __future__ import annotations
+
+import typing as t
+
+
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:  # noqa: ARG001
+    """No streams yet."""
+    return []

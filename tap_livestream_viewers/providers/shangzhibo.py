@@ -1,0 +1,335 @@
+"""Shangzhibo (上直播): per-activity viewer visits and per-user visit history.
+
+Documents: ``shared/seeds/001_10fc202faefc1971.txt`` (activity visits) and
+``shared/seeds/003_55e458d4936596f6.txt`` (one user's visits).
+
+Quirks that shape this module:
+
+* "查询的时间采用格林尼治标准时间，格式为：2019-06-21T01:52:12.736Z" and "最多支持查询 7 天范围内的数据":
+  activity visits are asked for in UTC, in windows of at most 7 days.
+* ``pager.pageSize`` is echoed in every answer, and ``pager.total`` counts the rows, so paging
+  follows what the provider says it did, and no call is spent past the total.
+* "userId ... 匿名用户此处为空": anonymous viewers have no user id, and visits have no id at all,
+  so the key ``visit_key`` is derived (see ``visit_key``).
+* ``duration`` is "在线时长（单位分钟）": minutes; ``duration_seconds`` is added next to it.
+* The user-visits endpoint has no time filter, only "order: visitAt asc, visitAt desc"; it is
+  read newest first and stops at the first page that reaches the bookmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+from datetime import datetime, timedelta
+
+from singer_sdk import typing as th
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
+from tap_livestream_viewers.client import LivestreamStream, PageFacts
+from tap_livestream_viewers.timeutil import (
+    UTC,
+    minutes_to_seconds,
+    parse_datetime,
+    to_rfc3339,
+    to_utc_z,
+)
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
+    """Activity visits need ``activity_ids``; user visits need ``agent_id`` and ``user_ids``."""
+    settings = config.get("shangzhibo") or {}
+    if not settings.get("access_token"):
+        return []
+    streams: list[type[LivestreamStream]] = []
+    if settings.get("activity_ids"):
+        streams.append(ShangzhiboActivityVisitsStream)
+    if settings.get("agent_id") is not None and settings.get("user_ids"):
+        streams.append(ShangzhiboUserVisitsStream)
+    return streams
+
+
+def visit_key(activity_id: str, user_id: int | None, anonymous_id: str | None, visit_at: str) -> str:
+    """Deterministic id of a visit: sha1 of activity, viewer and start time (the API has none).
+
+    A viewer is the ``userId``, or for anonymous viewers the ``anonymousId`` (the first 8
+    characters of their session id). ``visit_at`` is the normalised RFC 3339 UTC start.
+    """
+    viewer = str(user_id) if user_id is not None else f"anon:{anonymous_id or ''}"
+    digest = hashlib.sha1(f"{activity_id}|{viewer}|{visit_at}".encode()).hexdigest()
+    return digest[:24]
+
+
+def _utc_text(value: str | None) -> str | None:
+    """Shangzhibo times are UTC ISO-8601; normalise to RFC 3339 with ``+00:00``."""
+    if not value:
+        return None
+    return to_rfc3339(parse_datetime(value, UTC).astimezone(UTC))
+
+
+class _ShangzhiboStream(LivestreamStream):
+    provider_key = "shangzhibo"
+    provider_name = "Shangzhibo"
+    credential_hint = "check shangzhibo.access_token (and that 用户明细 is enabled for the account)"
+
+    @property
+    def authenticator(self) -> BearerTokenAuthenticator:
+        """``Authorization: Bearer <accessToken>`` as both documents show."""
+        return BearerTokenAuthenticator(token=self.provider_config["access_token"])
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        """Rows are in ``items``."""
+        return list(body.get("items") or []) if isinstance(body, dict) else []
+
+    def page_facts(self, response: requests.Response) -> PageFacts:
+        """``pager.total`` and the echoed ``pager.pageSize`` drive paging."""
+        body = self.decode(response)
+        pager = body.get("pager") or {} if isinstance(body, dict) else {}
+        return PageFacts(
+            rows=len(self.rows_of(body)),
+            total=_int_or_none(pager.get("total")),
+            page_size=_int_or_none(pager.get("pageSize")),
+        )
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """A 200 without ``items`` is not a page: fail rather than read it as empty."""
+        body = self.decode(response)
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            from tap_livestream_viewers.client import ProviderAPIError
+
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"HTTP {response.status_code} without an items list: {self.one_line(response.text)[:200]}",
+                    "check shangzhibo.base_url points at the API",
+                )
+            )
+
+
+def _int_or_none(value: t.Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+VISIT_PROPERTIES = (
+    th.Property("userId", th.IntegerType, description="Viewer id; null for anonymous viewers."),
+    th.Property("province", th.StringType),
+    th.Property("city", th.StringType),
+    th.Property("visitAt", th.DateTimeType, description="Visit start (UTC)."),
+    th.Property("lastOnlineAt", th.DateTimeType, description="Last time seen online (UTC)."),
+    th.Property("duration", th.IntegerType, description="Online time in minutes, as sent."),
+    th.Property("duration_seconds", th.IntegerType, description="duration × 60."),
+)
+
+
+class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
+    """Every visit to an activity, read in windows of at most 7 days by ``visitAt``."""
+
+    name = "shangzhibo_activity_visits"
+    path = "/api/activity/{activity_id}/stats/user-visits"
+    primary_keys = ("activity_id", "visit_key")
+    replication_key = "visitAt"
+    # "endedAt: 查询截止时间（最多支持查询 7 天范围内的数据）"
+    max_window = timedelta(days=7)
+    default_page_size = 100
+    max_page_size = 1000  # undocumented; the echoed pager.pageSize says what was used
+
+    schema = th.PropertiesList(
+        th.Property("activity_id", th.StringType, required=True, description="Partition."),
+        th.Property(
+            "visit_key",
+            th.StringType,
+            required=True,
+            description="Derived key: sha1(activity_id|userId or anon:anonymousId|visitAt)[:24].",
+        ),
+        *VISIT_PROPERTIES,
+        th.Property("referer", th.StringType),
+        th.Property("userAgent", th.StringType),
+        th.Property("device", th.StringType),
+        th.Property("nickname", th.StringType),
+        th.Property("avatar", th.StringType),
+        th.Property("anonymousId", th.StringType),
+        th.Property("partnerUID", th.StringType),
+        th.Property("invitedBy", th.IntegerType),
+    ).to_dict()
+
+    @property
+    def partitions(self) -> list[dict]:
+        """One partition per configured activity."""
+        return [{"activity_id": str(a)} for a in self.provider_config.get("activity_ids") or []]
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """The window in UTC ``...Z`` form, and the page."""
+        assert self._window is not None
+        return {
+            "page": next_page_token or 1,
+            "pageSize": self._page_size_in_use,
+            "startedAt": to_utc_z(self._window.start),
+            "endedAt": to_utc_z(self._window.end),
+        }
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Normalise times, add seconds and the derived key."""
+        activity_id = str((context or {}).get("activity_id", ""))
+        row["activity_id"] = activity_id
+        row["visitAt"] = _utc_text(row.get("visitAt"))
+        row["lastOnlineAt"] = _utc_text(row.get("lastOnlineAt"))
+        row["duration_seconds"] = minutes_to_seconds(row.get("duration"))
+        row["visit_key"] = visit_key(
+            activity_id, row.get("userId"), row.get("anonymousId"), row["visitAt"] or ""
+        )
+        return row
+
+
+class ShangzhiboUserVisitsStream(_ShangzhiboStream):
+    """One user's visits across activities, read newest first down to the bookmark.
+
+    The endpoint has no time filter but sorts by ``visitAt``. With ``order=visitAt desc`` a
+    run pages from the newest visit and stops at the first page that reaches the bookmark
+    (the newest ``visitAt`` of the previous finished run), so a re-run costs one page when
+    nothing is new. New visits arriving mid-run only push older ones to later pages, so a
+    resumed run may see a row twice but never skips one.
+    """
+
+    name = "shangzhibo_user_visits"
+    path = "/api/v3/agent/{agent_id}/user/{user_id}/stats/visits"
+    primary_keys = ("user_id", "visit_key")
+    replication_key = "visitAt"
+    default_page_size = 1000
+    max_page_size = 1000  # "每页返回个数，默认为 10，最大为 1000"
+
+    schema = th.PropertiesList(
+        th.Property("agent_id", th.IntegerType, required=True, description="Partition: customer id."),
+        th.Property("user_id", th.IntegerType, required=True, description="Partition: user id."),
+        th.Property(
+            "visit_key",
+            th.StringType,
+            required=True,
+            description="Derived key: sha1(activityId|userId|visitAt)[:24].",
+        ),
+        th.Property("activityId", th.StringType),
+        *VISIT_PROPERTIES,
+        th.Property(
+            "activity",
+            th.ObjectType(
+                th.Property("id", th.StringType),
+                th.Property("name", th.StringType),
+                th.Property("categoryId", th.IntegerType),
+                th.Property("status", th.StringType),
+                th.Property("agentId", th.IntegerType),
+                th.Property("subagentId", th.IntegerType),
+                th.Property("startedAt", th.DateTimeType),
+                th.Property("endedAt", th.DateTimeType),
+                th.Property("pushDomain", th.StringType),
+                th.Property("pullDomain", th.StringType),
+                th.Property("isPushing", th.BooleanType),
+                th.Property("isArchived", th.BooleanType),
+                th.Property("createdAt", th.DateTimeType),
+                th.Property("groupId", th.IntegerType),
+                th.Property("updatedAt", th.DateTimeType),
+                th.Property("updateAt", th.DateTimeType),
+                additional_properties=True,
+            ),
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_at: datetime | None = None
+        self._end_at: datetime | None = None
+
+    @property
+    def partitions(self) -> list[dict]:
+        """One partition per configured user of the configured agent."""
+        agent = int(self.provider_config["agent_id"])
+        return [{"agent_id": agent, "user_id": int(u)} for u in self.provider_config.get("user_ids") or []]
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Newest first, the largest page the endpoint allows."""
+        return {"page": next_page_token or 1, "pageSize": self._page_size_in_use, "order": "visitAt desc"}
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Page newest-first from page 1 (or the saved page) down to the bookmark."""
+        self._context = context
+        state = self.partition_state(context)
+        progress = state.get("progress")
+        if progress:
+            self._first_page = int(progress["next_page"])
+            self._page_size_in_use = int(progress.get("page_size") or self.page_size)
+            self._stop_at = parse_datetime(progress["stop_at"], UTC)
+            high_water = progress.get("high_water")
+        else:
+            self._first_page = 1
+            self._page_size_in_use = self.page_size
+            self._stop_at = self.bookmark(context)
+            high_water = None
+        self._end_at = self.config_datetime("end_date")
+        self._high_water = parse_datetime(high_water, UTC) if high_water else None
+        for row in self.request_records(context):
+            if self._in_range(row):
+                yield row
+        self._finish(context)
+
+    def _in_range(self, row: dict) -> bool:
+        visit_at = parse_datetime(row["visitAt"], UTC) if row.get("visitAt") else None
+        if visit_at is None:
+            return True  # never drop a row silently; a visit without time is still a visit
+        if self._high_water is None or visit_at > self._high_water:
+            self._high_water = visit_at
+        assert self._stop_at is not None
+        return visit_at >= self._stop_at and (self._end_at is None or visit_at < self._end_at)
+
+    def has_more_pages(self, response: requests.Response, page: int) -> bool:
+        """Stop at the page that reaches the bookmark, else when the total is read."""
+        rows = self.rows_of(self.decode(response))
+        times = [parse_datetime(r["visitAt"], UTC) for r in rows if r.get("visitAt")]
+        assert self._stop_at is not None
+        if times and min(times) < self._stop_at:
+            return False
+        return super().has_more_pages(response, page)
+
+    def page_done(self, next_page: int) -> None:
+        """Save the next page, the run's high-water mark and where it stops."""
+        state = self.partition_state(self._context)
+        state["progress"] = {
+            "next_page": next_page,
+            "page_size": self._page_size_in_use,
+            "stop_at": to_rfc3339(self._stop_at) if self._stop_at else None,
+            "high_water": to_rfc3339(self._high_water) if self._high_water else None,
+        }
+        self.emit_state()
+
+    def _finish(self, context: Context | None) -> None:
+        state = self.partition_state(context)
+        state.pop("progress", None)
+        state["replication_key"] = self.replication_key
+        newest = self._high_water or self._stop_at
+        if self._end_at is not None and newest is not None:
+            newest = min(newest, self._end_at)
+        if newest is not None:
+            previous = state.get("replication_key_value")
+            if not previous or parse_datetime(previous, UTC) < newest:
+                state["replication_key_value"] = to_rfc3339(newest.astimezone(UTC))
+        self.emit_state()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Normalise times (the nested activity's too), add seconds and the derived key."""
+        for field in ("visitAt", "lastOnlineAt"):
+            row[field] = _utc_text(row.get(field))
+        activity = row.get("activity")
+        if isinstance(activity, dict):
+            for field in ("startedAt", "endedAt", "createdAt", "updatedAt", "updateAt"):
+                if field in activity:
+                    activity[field] = _utc_text(activity.get(field))
+        row["duration_seconds"] = minutes_to_seconds(row.get("duration"))
+        row["agent_id"] = (context or {}).get("agent_id")
+        row["user_id"] = (context or {}).get("user_id")
+        row["visit_key"] = visit_key(
+            str(row.get("activityId") or ""), row.get("userId"), None, row["visitAt"] or ""
+        )
+        return row

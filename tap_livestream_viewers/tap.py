@@ -1,0 +1,214 @@
+"""The tap: its settings contract and which streams are active for a given config."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_livestream_viewers.client import ProviderAPIError
+from tap_livestream_viewers.providers import PROVIDERS
+
+
+def _provider_object(*properties: th.Property, description: str) -> th.ObjectType:
+    """A provider's nested settings object (its description goes on the enclosing property)."""
+    del description  # kept at the call site for readers; th.ObjectType takes none
+    return th.ObjectType(*properties)
+
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        required=True,
+        description=(
+            "Earliest time to extract (ISO-8601). A date-time without an offset is read in "
+            "provider_timezone."
+        ),
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        description="Latest time to extract (exclusive). Default: now.",
+    ),
+    th.Property(
+        "provider_timezone",
+        th.StringType,
+        default="Asia/Shanghai",
+        description="IANA zone of provider timestamps that carry no offset.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType,
+        default=60,
+        description="Seconds before an HTTP request times out (and is retried).",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=5,
+        description="Retries of a request that failed with 429, 5xx, a timeout or a reset.",
+    ),
+    th.Property(
+        "backoff_base_seconds",
+        th.NumberType,
+        default=1.0,
+        description="First retry wait; it doubles each retry (with jitter, never below Retry-After).",
+    ),
+    th.Property(
+        "backoff_max_seconds",
+        th.NumberType,
+        default=60.0,
+        description="Longest wait between two retries.",
+    ),
+    th.Property(
+        "shangzhibo",
+        _provider_object(
+            th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
+            th.Property("base_url", th.StringType, default="https://shangzhibo.tv"),
+            th.Property(
+                "activity_ids",
+                th.ArrayType(th.StringType),
+                description="Activities for shangzhibo_activity_visits (one partition each).",
+            ),
+            th.Property(
+                "agent_id",
+                th.IntegerType,
+                description="Customer (agent) id for shangzhibo_user_visits.",
+            ),
+            th.Property(
+                "user_ids",
+                th.ArrayType(th.IntegerType),
+                description="Users for shangzhibo_user_visits (one partition each).",
+            ),
+            th.Property(
+                "page_size",
+                th.IntegerType,
+                description="Rows per page (activity visits: default 100; user visits: max 1000).",
+            ),
+            description="Shangzhibo (上直播). Its streams are active when access_token is set.",
+        ),
+    ),
+    th.Property(
+        "mudu",
+        _provider_object(
+            th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
+            th.Property("base_url", th.StringType, default="https://mudu.tv"),
+            th.Property(
+                "channel_ids",
+                th.ArrayType(th.StringType),
+                description="Channels (频道) to read (one partition each).",
+            ),
+            th.Property(
+                "page_size",
+                th.IntegerType,
+                default=100,
+                description="perPage: rows per call (max 100).",
+            ),
+            th.Property(
+                "daily_call_limit",
+                th.IntegerType,
+                default=10,
+                description="Calls allowed per access token per China-time day (Mudu: 10).",
+            ),
+            th.Property(
+                "filter_watch_time",
+                th.BooleanType,
+                default=True,
+                description="Leave out viewers who did not watch (filter_watch_time=1).",
+            ),
+            description="Mudu (目睹). Its stream is active when access_token is set.",
+        ),
+    ),
+    th.Property(
+        "nuoyun",
+        _provider_object(
+            th.Property("base_url", th.StringType, default="https://gateway.nuoyunapi.com"),
+            th.Property(
+                "headers",
+                th.ObjectType(additional_properties=th.StringType),
+                secret=True,
+                description="Extra HTTP headers on every request (e.g. credentials).",
+            ),
+            th.Property(
+                "body",
+                th.ObjectType(additional_properties=th.AnyType()),
+                secret=True,
+                description="Extra JSON body fields on every request (e.g. credentials).",
+            ),
+            th.Property(
+                "wechat_user_space_ids",
+                th.ArrayType(th.IntegerType),
+                description="Users to read (one partition each); empty: the whole account.",
+            ),
+            th.Property(
+                "page_size",
+                th.IntegerType,
+                default=500,
+                description="Rows per page (max 500).",
+            ),
+            th.Property(
+                "max_requests_per_10s",
+                th.IntegerType,
+                default=1000,
+                description="Client-side limit of calls in any 10-second span.",
+            ),
+            description="Nuoyun (诺云). Its stream is active when this object is set.",
+        ),
+    ),
+    th.Property(
+        "talkcloud",
+        _provider_object(
+            th.Property("key", th.StringType, secret=True, description="Enterprise key (企业Key)."),
+            th.Property("base_url", th.StringType, default="https://global.talk-cloud.net"),
+            th.Property(
+                "serials",
+                th.ArrayType(th.StringType),
+                description="Room numbers (one partition each).",
+            ),
+            th.Property(
+                "thirdroomids",
+                th.ArrayType(th.StringType),
+                description="Custom room numbers (one partition each).",
+            ),
+            description="Talk-cloud (拓课云). Its streams are active when key is set.",
+        ),
+    ),
+)
+
+
+class TapLivestreamViewers(Tap):
+    """Viewer records from Mudu, Shangzhibo, Nuoyun and Talk-cloud."""
+
+    name = "tap-livestream-viewers"
+    config_jsonschema = SETTINGS.to_dict()
+    message_writer_class = MsgSpecWriter
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        #: One-line errors of partitions that failed while the others went on.
+        self.failed_partitions: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def discover_streams(self) -> list[Stream]:
+        """Streams of every provider configured, each only when its inputs are set."""
+        streams: list[Stream] = []
+        for provider in PROVIDERS:
+            streams.extend(
+                stream_type(tap=self) for stream_type in provider.active_stream_types(self.config)
+            )
+        return streams
+
+    def sync_all(self) -> None:
+        """Sync everything, then fail the run if any partition failed along the way."""
+        super().sync_all()
+        if self.failed_partitions:
+            raise ProviderAPIError(
+                f"{len(self.failed_partitions)} partition(s) failed: "
+                + " | ".join(self.failed_partitions)
+            )
+
+
+if __name__ == "__main__":
+    TapLivestreamViewers.cli()

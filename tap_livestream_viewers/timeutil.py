@@ -1,0 +1,109 @@
+"""Time conversions shared by every provider.
+
+Providers disagree on how they write time: Shangzhibo uses UTC ISO-8601 with ``Z``, Mudu
+and Nuoyun write naive ``YYYY-MM-DD HH:MM[:SS]`` in their own (China) time, Talk-cloud
+gives unix seconds. Every record leaves the tap as RFC 3339 with an explicit offset, so
+these helpers are the only place where that translation happens.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+
+_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+@lru_cache(maxsize=16)
+def zone(name: str) -> tzinfo:
+    """Return the time zone called ``name`` (cached: records call this per field)."""
+    return ZoneInfo(name)
+
+
+def parse_datetime(value: str, default_tz: tzinfo) -> datetime:
+    """Parse an ISO-8601 or provider-style date-time; a value without offset is in ``default_tz``.
+
+    Accepts ``2020-03-31T08:21:00.000Z``, ``2025-09-16 15:06:06``, ``2018-03-15 15:33`` and a
+    bare date. Raises ``ValueError`` for anything else, so a bad value never passes silently.
+    """
+    text = value.strip()
+    parsed: datetime | None = None
+    for fmt in _NAIVE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=default_tz)
+    return parsed
+
+
+def to_rfc3339(moment: datetime) -> str:
+    """Render an aware date-time as RFC 3339 with its offset (``+08:00``, or ``+00:00``)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive date-time {moment!r} has no offset")
+    return moment.isoformat()
+
+
+def local_to_rfc3339(value: str | None, default_tz: tzinfo) -> str | None:
+    """Provider-local text (no offset) to RFC 3339; empty or zero-like values become ``None``."""
+    if not value or value.startswith("0000-00-00"):
+        return None
+    return to_rfc3339(parse_datetime(value, default_tz))
+
+
+def unix_to_rfc3339(seconds: int | str | None, tz: tzinfo) -> str | None:
+    """Unix seconds to RFC 3339 in ``tz``; missing or zero values become ``None``."""
+    if seconds in (None, "", 0, "0"):
+        return None
+    return datetime.fromtimestamp(int(seconds), tz).isoformat()
+
+
+def to_utc_z(moment: datetime) -> str:
+    """UTC with milliseconds and ``Z``: the form Shangzhibo documents (``2019-06-21T01:52:12.736Z``)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def to_local_text(moment: datetime, tz: tzinfo) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in ``tz``: the request form of Mudu and Talk-cloud's dates."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_HMS = re.compile(r"^\s*(\d+):([0-5]?\d):([0-5]?\d)\s*$")
+
+
+def hms_to_seconds(value: str | None) -> int | None:
+    """``HH:MM:SS`` (hours may exceed 24) to seconds; ``None`` when absent, ``ValueError`` if malformed."""
+    if value is None or value == "":
+        return None
+    match = _HMS.match(value)
+    if not match:
+        raise ValueError(f"not an HH:MM:SS duration: {value!r}")
+    hours, minutes, seconds = (int(part) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def minutes_to_seconds(value: int | float | str | None) -> int | None:
+    """Shangzhibo's ``duration`` is minutes; keep the raw value and add this one."""
+    if value is None or value == "":
+        return None
+    return int(round(float(value) * 60))
+
+
+def floor_to_second(moment: datetime) -> datetime:
+    """Drop sub-second digits: windows bounded by whole seconds are stable across runs."""
+    return moment.replace(microsecond=0)
+
+
+def next_local_midnight(moment: datetime, tz: tzinfo) -> datetime:
+    """The first 00:00 in ``tz`` after ``moment`` (when a daily quota resets)."""
+    local = moment.astimezone(tz)
+    return (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
