@@ -210,3 +210,14 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
     sandbox.route("GET", "/api/activity/{id}/stats/user-visits", activity_visits)
     sandbox.route("GET", "/api/v3/agent/{agent}/user/{user}/stats/visits", user_visits)
     return data
+
+
+def tap_config(data: ShangzhiboData, base_url: str) -> dict:
+    """The tap's ``shangzhibo`` settings that read this sandbox data."""
+    return {
+        "access_token": data.token,
+        "base_url": base_url,
+        "activity_ids": list(data.activities),
+        "agent_id": data.agent_id,
+        "user_ids": list(data.users),
+    }

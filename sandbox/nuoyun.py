@@ -1,0 +1,17 @@
+"""nuoyun emulation (not implemented yet)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from sandbox.server import Sandbox
+
+
+def register(sandbox: Sandbox, data: t.Any = None) -> t.Any:  # noqa: ARG001
+    """No routes yet."""
+    return None
+
+
+def tap_config(data: t.Any, base_url: str) -> dict | None:  # noqa: ARG001
+    """No settings yet (None: the provider is left out of the demo config)."""
+    return None
