@@ -253,7 +253,7 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class SandboxHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: t.Any) -> None:
             """Quiet: the call log is the record."""
 
         def _handle(self) -> None:

@@ -83,7 +83,9 @@ class ShangzhiboData:
                     "userAgent": rng.choice(fakedata.USER_AGENTS),
                     "device": rng.choice(fakedata.DEVICES),
                     "nickname": "匿名用户" if anonymous else fakedata.nickname(rng),
-                    "avatar": "" if anonymous else f"http://thirdwx.qlogo.cn/mmopen/{rng.randrange(10**8)}/132",
+                    "avatar": ""
+                    if anonymous
+                    else f"http://thirdwx.qlogo.cn/mmopen/{rng.randrange(10**8)}/132",
                     "anonymousId": f"{rng.getrandbits(32):08x}" if anonymous else "",
                     "partnerUID": "" if rng.random() < 0.7 else f"crm-{rng.randrange(10**6)}",
                     "invitedBy": rng.choice((None, None, rng.randint(1000, 9999))),
@@ -175,7 +177,9 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
         page, size = args
         try:
             ended = parse_z(request.query["endedAt"]) if "endedAt" in request.query else sandbox.now()
-            started = parse_z(request.query["startedAt"]) if "startedAt" in request.query else ended - MAX_RANGE
+            started = (
+                parse_z(request.query["startedAt"]) if "startedAt" in request.query else ended - MAX_RANGE
+            )
         except ValueError:
             return _error(400, "startedAt/endedAt must be ISO-8601 in GMT, e.g. 2019-06-21T01:52:12.736Z")
         if ended - started > MAX_RANGE:

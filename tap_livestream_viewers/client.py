@@ -192,7 +192,7 @@ class LivestreamStream(RESTStream[int]):
         for window in time_windows(self.clamp_start(context, start), self.sync_end(), self.max_window):
             yield window, 1
 
-    def clamp_start(self, context: Context | None, start: datetime) -> datetime:  # noqa: ARG002
+    def clamp_start(self, context: Context | None, start: datetime) -> datetime:
         """Hook: a provider that only keeps recent data may move the start forward."""
         return start
 
@@ -265,7 +265,7 @@ class LivestreamStream(RESTStream[int]):
         finally:
             self._window = None
 
-    def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:  # noqa: ARG002
+    def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:
         """Page through one window with the SDK's request loop (override for special endpoints)."""
         yield from self.request_records(context)
 
@@ -354,7 +354,9 @@ class LivestreamStream(RESTStream[int]):
         """Guards asked before every attempt (budgets, rate limits); none by default."""
         return []
 
-    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
         """One attempt: pass the guards, count it, send it, validate it."""
         for guard in self.call_guards:
             guard.before_call()
@@ -382,8 +384,7 @@ class LivestreamStream(RESTStream[int]):
                     self.describe(
                         context,
                         f"{type(error).__name__} (gave up after {self.backoff_max_tries()} attempts)",
-                        f"check that {self.url_base} is reachable; run again, the state resumes "
-                        "at this page",
+                        f"check that {self.url_base} is reachable; run again, the state resumes at this page",
                     )
                 ) from None
 
@@ -423,9 +424,7 @@ class LivestreamStream(RESTStream[int]):
         """Map HTTP statuses, then the provider's own body codes, to retry or fail."""
         status = response.status_code
         if status in RETRYABLE_STATUSES or status >= 500:
-            raise RetriableAPIError(
-                f"HTTP {status} {self.provider_message(response)}".strip(), response
-            )
+            raise RetriableAPIError(f"HTTP {status} {self.provider_message(response)}".strip(), response)
         if status in AUTH_STATUSES:
             raise ProviderAPIError(
                 self.describe(

@@ -24,8 +24,7 @@ SETTINGS = th.PropertiesList(
         th.DateTimeType,
         required=True,
         description=(
-            "Earliest time to extract (ISO-8601). A date-time without an offset is read in "
-            "provider_timezone."
+            "Earliest time to extract (ISO-8601). A date-time without an offset is read in provider_timezone."
         ),
     ),
     th.Property(
@@ -195,9 +194,7 @@ class TapLivestreamViewers(Tap):
         """Streams of every provider configured, each only when its inputs are set."""
         streams: list[Stream] = []
         for provider in PROVIDERS:
-            streams.extend(
-                stream_type(tap=self) for stream_type in provider.active_stream_types(self.config)
-            )
+            streams.extend(stream_type(tap=self) for stream_type in provider.active_stream_types(self.config))
         return streams
 
     def sync_all(self) -> None:
@@ -205,8 +202,7 @@ class TapLivestreamViewers(Tap):
         super().sync_all()
         if self.failed_partitions:
             raise ProviderAPIError(
-                f"{len(self.failed_partitions)} partition(s) failed: "
-                + " | ".join(self.failed_partitions)
+                f"{len(self.failed_partitions)} partition(s) failed: " + " | ".join(self.failed_partitions)
             )
 
 

@@ -95,7 +95,7 @@ def minutes_to_seconds(value: int | float | str | None) -> int | None:
     """Shangzhibo's ``duration`` is minutes; keep the raw value and add this one."""
     if value is None or value == "":
         return None
-    return int(round(float(value) * 60))
+    return round(float(value) * 60)
 
 
 def floor_to_second(moment: datetime) -> datetime:

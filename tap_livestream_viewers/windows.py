@@ -29,9 +29,7 @@ class Window:
         return self.end - self.start
 
 
-def time_windows(
-    start: datetime, end: datetime, max_span: timedelta | None
-) -> Iterator[Window]:
+def time_windows(start: datetime, end: datetime, max_span: timedelta | None) -> Iterator[Window]:
     """Slice ``[start, end)`` into consecutive windows of at most ``max_span`` (one if ``None``).
 
     Yields nothing when ``start >= end``: there is nothing new to ask for, so no call is made.

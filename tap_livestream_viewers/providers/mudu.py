@@ -5,6 +5,6 @@ from __future__ import annotations
 import typing as t
 
 
-def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:  # noqa: ARG001
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:
     """No streams yet."""
     return []

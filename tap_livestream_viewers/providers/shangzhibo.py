@@ -103,7 +103,7 @@ class _ShangzhiboStream(LivestreamStream):
             raise ProviderAPIError(
                 self.describe(
                     self._context,
-                    f"HTTP {response.status_code} without an items list: {self.one_line(response.text)[:200]}",
+                    f"HTTP {response.status_code} without an items list: {response.text[:200]}",
                     "check shangzhibo.base_url points at the API",
                 )
             )
