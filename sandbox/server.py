@@ -65,6 +65,7 @@ class Response:
     status: int = 200
     body: t.Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    rows: int | None = None  # rows on this page, recorded in the call log for assertions
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -83,6 +84,7 @@ class Call:
     status: int
     at: float
     fault: str | None = None
+    rows: int | None = None
 
     def json(self) -> t.Any:
         return json.loads(self.body) if self.body else {}
@@ -100,6 +102,7 @@ class Call:
             "status": self.status,
             "at": self.at,
             "fault": self.fault,
+            "rows": self.rows,
         }
 
 
@@ -303,6 +306,7 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                         response.status,
                         time.time(),
                         fault.kind if fault else None,
+                        response.rows,
                     )
                 )
             payload = response.encoded()

@@ -186,7 +186,11 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
             return _error(400, "最多支持查询 7 天范围内的数据")
         rows = [r for r in data.visits[activity_id] if started <= parse_z(r["visitAt"]) < ended]
         items = rows[(page - 1) * size : page * size]
-        return Response(200, {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items})
+        return Response(
+            200,
+            {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items},
+            rows=len(items),
+        )
 
     def user_visits(request: Request) -> Response:
         if not authorised(request):
@@ -209,7 +213,11 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
         if order == "visitAt desc":
             rows.reverse()
         items = rows[(page - 1) * size : page * size]
-        return Response(200, {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items})
+        return Response(
+            200,
+            {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items},
+            rows=len(items),
+        )
 
     sandbox.route("GET", "/api/activity/{id}/stats/user-visits", activity_visits)
     sandbox.route("GET", "/api/v3/agent/{agent}/user/{user}/stats/visits", user_visits)
