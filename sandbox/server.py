@@ -207,15 +207,19 @@ class Sandbox:
     # ------------------------------------------------------------------ dispatch
 
     def _take_fault(self, path: str) -> Fault | None:
+        """The first due fault for ``path``; every matching fault's ``after`` counts this call."""
         with self._lock:
+            due = None
             for fault in self.faults:
-                if fault.matches(path):
-                    if fault.after > 0:
-                        fault.after -= 1
-                        return None
-                    fault.count -= 1
-                    return fault
-        return None
+                if not fault.matches(path):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
+                elif due is None:
+                    due = fault
+            if due is not None:
+                due.count -= 1
+            return due
 
     def dispatch(self, request: Request) -> Response:
         if request.path.startswith("/_sandbox/"):

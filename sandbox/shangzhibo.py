@@ -65,15 +65,20 @@ class ShangzhiboData:
     def _activity_visits(self, rng: random.Random, activity_id: str, count: int) -> list[dict]:
         viewers = [rng.randint(1_000_000, 9_999_999) for _ in range(max(1, count // 3))]
         rows = []
+        taken: set[tuple] = set()  # a viewer cannot start two visits at the same instant
         for _ in range(count):
             anonymous = rng.random() < 0.25
             visit_at = self._moment(rng)
+            user_id = None if anonymous else rng.choice(viewers)
+            while not anonymous and (user_id, visit_at) in taken:
+                visit_at = self._moment(rng)
+            taken.add((user_id, visit_at))
             minutes = rng.choice((0, 0, 1, 3, 5, 12, 30, 47, 95))
             last = visit_at + timedelta(minutes=minutes, seconds=rng.randint(0, 59))
             province, city = fakedata.place(rng)
             rows.append(
                 {
-                    "userId": None if anonymous else rng.choice(viewers),
+                    "userId": user_id,
                     "province": province,
                     "city": city,
                     "visitAt": iso_z(visit_at),
@@ -116,9 +121,13 @@ class ShangzhiboData:
 
     def _user_visits(self, rng: random.Random, user_id: int, count: int, catalog: list[dict]) -> list[dict]:
         rows = []
+        taken: set[tuple] = set()
         for _ in range(count):
             activity = rng.choice(catalog)
             visit_at = self._moment(rng)
+            while (activity["id"], visit_at) in taken:
+                visit_at = self._moment(rng)
+            taken.add((activity["id"], visit_at))
             minutes = rng.choice((0, 1, 4, 9, 26))
             rows.append(
                 {

@@ -30,7 +30,7 @@ from functools import cached_property
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from singer_sdk.pagination import BasePageNumberPaginator
+from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
 from tap_livestream_viewers import tolerant_json
@@ -64,7 +64,7 @@ class PageFacts:
     page_size: int | None = None
 
 
-class ProgressPaginator(BasePageNumberPaginator):
+class ProgressPaginator(PageNumberPaginator):
     """Page numbers that stop from the provider's facts and save progress after each page."""
 
     def __init__(self, stream: LivestreamStream, start_page: int) -> None:

@@ -1,0 +1,308 @@
+"""Shangzhibo streams against the sandbox, through the real tap CLI.
+
+What a user relies on (documents 001 and 003): every visit arrives once per key, no query
+spans more than 7 days ("最多支持查询 7 天范围内的数据"), no call is spent on an empty page,
+a re-run asks only for what is new, and failures are clear and never show the token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from conftest import TAP, run_tap
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.tap import TapLivestreamViewers
+
+from sandbox import Fault
+from sandbox import shangzhibo as szb
+
+UTC = timezone.utc
+FIXTURES = Path(__file__).parent / "fixtures"
+ACTIVITY = "10024069"
+VISITS_PATH = f"/api/activity/{ACTIVITY}/stats/user-visits"
+
+
+def parse_z(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def make_config(base_url: str, data: szb.ShangzhiboData, **overrides) -> dict:
+    config = {
+        "start_date": "2026-09-01T00:00:00Z",
+        "end_date": "2026-10-01T00:00:00Z",
+        "backoff_base_seconds": 0.05,
+        "shangzhibo": szb.tap_config(data, base_url),
+    }
+    config.update(overrides)
+    return config
+
+
+def visit_identity(row: dict) -> tuple:
+    """What identifies a visit in the sandbox data, independent of the tap's derived key."""
+    return (row["userId"], row["anonymousId"] or None, parse_z(row["visitAt"]))
+
+
+# ----------------------------------------------------------------- activity visits
+
+
+def test_every_visit_once_in_windows_of_at_most_7_days_with_no_empty_page(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 1234}, users={}))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+
+    records = run.records("shangzhibo_activity_visits")
+    keys = [r["visit_key"] for r in records]
+    assert len(keys) == len(set(keys)) == 1234
+    expected = {visit_identity(r) for r in data.visits[ACTIVITY]}
+    assert {visit_identity(r) for r in records} == expected
+
+    calls = sandbox.calls_to(VISITS_PATH)
+    for call in calls:
+        span = parse_z(call.query["endedAt"]) - parse_z(call.query["startedAt"])
+        assert span <= timedelta(days=7)
+        assert call.query["startedAt"].endswith("Z")  # GMT, as documented
+        assert call.rows, f"empty page requested: {call.query}"
+    # exactly the pages the data needs: per 7-day window, ceil(rows / 100)
+    windows = {(c.query["startedAt"], c.query["endedAt"]) for c in calls}
+    needed = 0
+    for started, ended in windows:
+        in_window = [
+            r for r in data.visits[ACTIVITY] if parse_z(started) <= parse_z(r["visitAt"]) < parse_z(ended)
+        ]
+        needed += max(1, math.ceil(len(in_window) / 100))
+    assert len(calls) == needed
+
+
+def test_records_carry_rfc3339_times_seconds_and_a_stable_key(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 50}, users={}))
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data)).records("shangzhibo_activity_visits")
+    again = run_tap(tmp_path, make_config(sandbox.base_url, data)).records("shangzhibo_activity_visits")
+    assert [r["visit_key"] for r in first] == [r["visit_key"] for r in again]
+    anonymous = [r for r in first if r["userId"] is None]
+    assert anonymous, "the sandbox data has anonymous viewers"
+    for row in first:
+        assert datetime.fromisoformat(row["visitAt"]).utcoffset() == timedelta(0)
+        assert row["duration_seconds"] == row["duration"] * 60
+        assert row["activity_id"] == ACTIVITY
+
+
+def test_silently_capped_page_size_is_paged_by_what_the_provider_returns(sandbox, tmp_path):
+    data = szb.register(
+        sandbox, szb.ShangzhiboData(activities={ACTIVITY: 700}, users={}, activity_page_cap=100)
+    )
+    config = make_config(sandbox.base_url, data)
+    config["shangzhibo"]["page_size"] = 500  # the provider answers 100 a page, and says so
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    assert len({r["visit_key"] for r in run.records("shangzhibo_activity_visits")}) == 700
+    assert all(call.rows for call in sandbox.calls_to(VISITS_PATH))
+
+
+def test_second_run_asks_only_for_the_new_window(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 900}, users={}))
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date="2026-09-20T00:00:00Z"))
+    assert first.returncode == 0, first.stderr
+    sandbox.reset_calls()
+
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    calls = sandbox.calls_to(VISITS_PATH)
+    assert {c.query["startedAt"] for c in calls} <= {
+        "2026-09-20T00:00:00.000Z",
+        "2026-09-27T00:00:00.000Z",
+    }
+    new_rows = [
+        r for r in data.visits[ACTIVITY] if parse_z(r["visitAt"]) >= datetime(2026, 9, 20, tzinfo=UTC)
+    ]
+    assert len(calls) == math.ceil(
+        len([r for r in new_rows if parse_z(r["visitAt"]) < datetime(2026, 9, 27, tzinfo=UTC)]) / 100
+    ) + math.ceil(
+        len([r for r in new_rows if parse_z(r["visitAt"]) >= datetime(2026, 9, 27, tzinfo=UTC)]) / 100
+    )
+    all_keys = {r["visit_key"] for r in first.records("shangzhibo_activity_visits")} | {
+        r["visit_key"] for r in second.records("shangzhibo_activity_visits")
+    }
+    assert len(all_keys) == 900
+
+    sandbox.reset_calls()
+    third = run_tap(tmp_path, make_config(sandbox.base_url, data), state=second.last_state)
+    assert third.returncode == 0
+    assert sandbox.calls_to(VISITS_PATH) == []  # nothing new to ask for: no call at all
+    assert third.records("shangzhibo_activity_visits") == []
+
+
+def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path):
+    """Kill the tap mid-sync; the re-run with its last STATE completes the data."""
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 1500}, users={}))
+    sandbox.latency_s = 0.05
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(make_config(sandbox.base_url, data)))
+    proc = subprocess.Popen(
+        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    emitted: list[dict] = []
+    states: list[dict] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted.append(message["record"])
+        elif message["type"] == "STATE":
+            states.append(message["value"])
+            if len(states) == 6:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    last_state = states[-1]
+    progress = last_state["bookmarks"]["shangzhibo_activity_visits"]["partitions"][0]["progress"]
+    calls_before = [(c.query["startedAt"], c.query["page"]) for c in sandbox.calls_to(VISITS_PATH)]
+    sandbox.reset_calls()
+
+    sandbox.latency_s = 0
+    rerun = run_tap(tmp_path, make_config(sandbox.base_url, data), state=last_state)
+    assert rerun.returncode == 0, rerun.stderr
+    first_call = sandbox.calls_to(VISITS_PATH)[0]
+    # the re-run starts at the page after the last saved one, in the same window
+    assert first_call.query["page"] == str(progress["next_page"])
+    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(progress["window_start"])
+    assert (first_call.query["startedAt"], first_call.query["page"]) not in calls_before[:-1]
+    keys = {r["visit_key"] for r in emitted} | {
+        r["visit_key"] for r in rerun.records("shangzhibo_activity_visits")
+    }
+    assert len(keys) == 1500  # no record lost
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_wrong_token_fails_at_once_with_one_clear_line_and_no_token(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 10}, users={}))
+    config = make_config(sandbox.base_url, data)
+    config["shangzhibo"]["access_token"] = "wrong-secret-token-123"
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len(sandbox.calls_to(VISITS_PATH)) == 1  # no retry of a 401
+    error_lines = [line for line in run.stderr.splitlines() if "HTTP 401" in line]
+    assert error_lines, run.stderr
+    line = error_lines[0]
+    for part in ("Shangzhibo", "shangzhibo_activity_visits", f"activity_id={ACTIVITY}", "What to do"):
+        assert part in line
+    assert "shangzhibo.access_token" in line
+    everything = run.stderr + json.dumps(run.messages)
+    assert "wrong-secret-token-123" not in everything
+
+
+def test_server_errors_and_resets_are_retried_honouring_retry_after(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 250}, users={}))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="status", status=503, count=1, retry_after=1, after=1))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="status", status=429, count=1, after=2))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="reset", count=1, after=3))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert len({r["visit_key"] for r in run.records("shangzhibo_activity_visits")}) == 250
+    calls = sandbox.calls_to(VISITS_PATH)
+    failed = [c for c in calls if c.fault]
+    assert [c.fault for c in failed] == ["status", "status", "reset"]
+    retry_of_503 = calls[calls.index(failed[0]) + 1]
+    assert retry_of_503.at - failed[0].at >= 1.0  # Retry-After: 1 was honoured
+    assert "Retry-After" not in run.stderr or "token" not in run.stderr
+
+
+def test_persistent_failure_gives_up_with_a_clear_line_and_resumable_state(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 400}, users={}))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="status", status=502, count=100, after=2))
+    config = make_config(sandbox.base_url, data, max_retries=2)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "gave up after 3 attempts" in line)
+    assert "HTTP 502" in line and "What to do" in line and f"activity_id={ACTIVITY}" in line
+    assert len(sandbox.calls_to(VISITS_PATH)) == 2 + 3
+    sandbox.faults.clear()
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    keys = {r["visit_key"] for r in failed.records("shangzhibo_activity_visits")} | {
+        r["visit_key"] for r in resumed.records("shangzhibo_activity_visits")
+    }
+    assert len(keys) == 400
+
+
+def test_html_error_page_fails_clearly_instead_of_reading_as_empty(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 20}, users={}))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="garbage", count=1))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode != 0
+    assert any("not JSON" in line and "Shangzhibo" in line for line in run.stderr.splitlines())
+
+
+# -------------------------------------------------------------------- user visits
+
+
+def user_config(base_url: str, data: szb.ShangzhiboData) -> dict:
+    config = make_config(base_url, data, start_date="2026-01-01T00:00:00Z")
+    config.pop("end_date")
+    config["shangzhibo"].pop("activity_ids")
+    return config
+
+
+def test_user_visits_first_run_then_only_new_visits_with_one_call(sandbox, tmp_path):
+    user = 15460259
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={}, users={user: 2345}))
+    path = f"/api/v3/agent/{data.agent_id}/user/{user}/stats/visits"
+    first = run_tap(tmp_path, user_config(sandbox.base_url, data))
+    assert first.returncode == 0, first.stderr
+    records = first.records("shangzhibo_user_visits")
+    assert len({r["visit_key"] for r in records}) == len(records) == 2345
+    calls = sandbox.calls_to(path)
+    assert len(calls) == 3 and all(c.query["pageSize"] == "1000" for c in calls)
+    assert all(c.query["order"] == "visitAt desc" for c in calls)
+    assert records[0]["activity"]["name"] and records[0]["duration_seconds"] == records[0]["duration"] * 60
+
+    sandbox.reset_calls()
+    newest = max(parse_z(r["visitAt"]) for r in data.user_visits[user])
+    for minutes in (5, 10, 15):
+        data.add_user_visit(user, newest + timedelta(minutes=minutes))
+    second = run_tap(tmp_path, user_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert len(sandbox.calls_to(path)) == 1  # the newest page reaches the bookmark
+    new_keys = {r["visit_key"] for r in second.records("shangzhibo_user_visits")}
+    old_keys = {r["visit_key"] for r in records}
+    assert len(new_keys - old_keys) == 3
+
+
+# ------------------------------------------------------------ document examples
+
+
+def test_document_examples_parse_and_shape_as_written():
+    tap = TapLivestreamViewers(
+        config={
+            "start_date": "2020-01-01T00:00:00Z",
+            "shangzhibo": {
+                "access_token": "x" * 8,
+                "activity_ids": ["10024069"],
+                "agent_id": 105131,
+                "user_ids": [15460259],
+            },
+        },
+        validate_config=True,
+    )
+    visits = tolerant_json.loads((FIXTURES / "shangzhibo_activity_visits_example.json").read_bytes())
+    stream = tap.streams["shangzhibo_activity_visits"]
+    row = stream.post_process(dict(visits["items"][0]), {"activity_id": "10024069"})
+    assert row["visitAt"] == "2020-03-31T08:21:00+00:00"
+    assert row["lastOnlineAt"] == "2020-03-31T08:21:03+00:00"
+    assert row["duration_seconds"] == 0 and row["userId"] == 2184958
+
+    user_visits = tolerant_json.loads((FIXTURES / "shangzhibo_user_visits_example.json").read_bytes())
+    stream = tap.streams["shangzhibo_user_visits"]
+    rows = [
+        stream.post_process(dict(r), {"agent_id": 105131, "user_id": 15460259}) for r in user_visits["items"]
+    ]
+    assert [r["duration_seconds"] for r in rows] == [0, 240]
+    assert rows[1]["activity"]["startedAt"] == "2020-06-24T00:00:00+00:00"
+    assert len({r["visit_key"] for r in rows}) == 2

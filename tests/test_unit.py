@@ -1,0 +1,150 @@
+"""Unit tests of the small pure pieces every provider relies on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.guards import (
+    CallBudgetExhausted,
+    DailyCallBudget,
+    SlidingWindowRateLimiter,
+    credential_fingerprint,
+)
+from tap_livestream_viewers.timeutil import (
+    hms_to_seconds,
+    local_to_rfc3339,
+    minutes_to_seconds,
+    next_local_midnight,
+    parse_datetime,
+    to_local_text,
+    to_utc_z,
+    unix_to_rfc3339,
+    zone,
+)
+from tap_livestream_viewers.windows import Window, time_windows
+
+SHANGHAI = zone("Asia/Shanghai")
+UTC = timezone.utc
+
+
+# ------------------------------------------------------------------------ windows
+
+
+def test_windows_never_exceed_the_maximum_and_cover_the_range_exactly():
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    end = datetime(2026, 10, 3, 5, tzinfo=UTC)
+    windows = list(time_windows(start, end, timedelta(days=7)))
+    assert all(w.span <= timedelta(days=7) for w in windows)
+    assert windows[0].start == start and windows[-1].end == end
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:]))  # no gap, no overlap
+    assert len(windows) == 5  # 32 days 5 hours in 7-day steps
+
+
+def test_no_window_when_there_is_nothing_new():
+    moment = datetime(2026, 9, 1, tzinfo=UTC)
+    assert list(time_windows(moment, moment, timedelta(days=7))) == []
+    assert list(time_windows(moment + timedelta(1), moment, None)) == []
+
+
+def test_unlimited_provider_gets_one_window():
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    assert list(time_windows(start, end, None)) == [Window(start, end)]
+
+
+# --------------------------------------------------------------------------- time
+
+
+def test_naive_times_are_read_in_the_provider_zone():
+    # Mudu writes "2018-03-15 15:33" in China time: that is 07:33 UTC.
+    assert local_to_rfc3339("2018-03-15 15:33", SHANGHAI) == "2018-03-15T15:33:00+08:00"
+    assert parse_datetime("2025-09-16 15:06:06", SHANGHAI).astimezone(UTC).hour == 7
+
+
+def test_utc_z_times_keep_their_offset():
+    parsed = parse_datetime("2020-03-31T08:21:00.000Z", SHANGHAI)
+    assert parsed.utcoffset() == timedelta(0)
+    assert to_utc_z(parsed) == "2020-03-31T08:21:00.000Z"
+    assert to_utc_z(datetime(2019, 6, 21, 9, 52, 12, 736000, tzinfo=SHANGHAI)) == "2019-06-21T01:52:12.736Z"
+
+
+def test_local_text_and_unix_conversions():
+    moment = datetime(2016, 12, 28, 11, 0, tzinfo=UTC)
+    assert to_local_text(moment, SHANGHAI) == "2016-12-28 19:00:00"
+    assert unix_to_rfc3339(1598665727, SHANGHAI) == "2020-08-29T09:48:47+08:00"
+    assert unix_to_rfc3339(0, SHANGHAI) is None
+    assert local_to_rfc3339("", SHANGHAI) is None
+
+
+def test_durations():
+    assert hms_to_seconds("00:02:00") == 120
+    assert hms_to_seconds("26:01:05") == 26 * 3600 + 65
+    assert hms_to_seconds(None) is None
+    with pytest.raises(ValueError):
+        hms_to_seconds("2 minutes")
+    assert minutes_to_seconds(4) == 240
+    assert minutes_to_seconds(0) == 0
+
+
+def test_next_midnight_in_china_time():
+    moment = datetime(2026, 11, 22, 17, 30, tzinfo=UTC)  # 01:30 on the 23rd in Shanghai
+    assert next_local_midnight(moment, SHANGHAI).isoformat() == "2026-11-24T00:00:00+08:00"
+
+
+# ------------------------------------------------------------------ tolerant JSON
+
+
+def test_trailing_and_missing_commas_are_repaired_not_dropped():
+    # The Talk-cloud example: a trailing comma in an object and a missing comma before a key
+    # and before the next array member.
+    text = '{"a":[{"x":"1","y":2,}]\n "b":[{"v":"320*240"\n "w":"2",}]}'
+    assert tolerant_json.loads(text) == {"a": [{"x": "1", "y": 2}], "b": [{"v": "320*240", "w": "2"}]}
+
+
+def test_repair_leaves_strings_alone():
+    text = '{"note": "a, } ] \\" b",}'
+    assert tolerant_json.loads(text) == {"note": 'a, } ] " b'}
+
+
+def test_hopeless_json_raises():
+    with pytest.raises(ValueError):
+        tolerant_json.loads(b"<html>502 Bad Gateway</html>")
+
+
+# ------------------------------------------------------------------------ guards
+
+
+def test_daily_budget_counts_per_credential_per_local_day_and_resets_at_midnight():
+    ledger: dict = {}
+    now = [datetime(2026, 11, 22, 15, 0, tzinfo=UTC)]  # 23:00 in Shanghai
+    budget = DailyCallBudget(ledger, "token-a", 2, SHANGHAI, lambda: now[0])
+    budget.before_call()
+    budget.before_call()
+    with pytest.raises(CallBudgetExhausted) as stop:
+        budget.before_call()
+    assert stop.value.calls_made == 2
+    assert stop.value.resets_at.isoformat() == "2026-11-23T00:00:00+08:00"
+    # the other token has its own budget, and the ledger never holds a token
+    DailyCallBudget(ledger, "token-b", 2, SHANGHAI, lambda: now[0]).before_call()
+    assert "token-a" not in str(ledger) and credential_fingerprint("token-a") in ledger
+    now[0] += timedelta(hours=1, minutes=1)  # 00:01 next day in Shanghai
+    assert budget.remaining == 2
+
+
+def test_rate_limiter_never_allows_more_than_max_calls_in_any_period():
+    clock = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    limiter = SlidingWindowRateLimiter(3, 10.0, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(10):
+        limiter.before_call()
+        sent.append(clock[0])
+        clock[0] += 0.5
+    for index in range(len(sent)):
+        in_span = [t for t in sent if sent[index] <= t < sent[index] + 10.0]
+        assert len(in_span) <= 3
