@@ -15,11 +15,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from conftest import TAP, run_tap
-from tap_livestream_viewers import tolerant_json
-from tap_livestream_viewers.tap import TapLivestreamViewers
-
 from sandbox import Fault
 from sandbox import shangzhibo as szb
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.tap import TapLivestreamViewers
 
 UTC = timezone.utc
 FIXTURES = Path(__file__).parent / "fixtures"
