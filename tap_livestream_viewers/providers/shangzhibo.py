@@ -118,8 +118,6 @@ def _int_or_none(value: t.Any) -> int | None:
 
 VISIT_PROPERTIES = (
     th.Property("userId", th.IntegerType, description="Viewer id; null for anonymous viewers."),
-    th.Property("province", th.StringType),
-    th.Property("city", th.StringType),
     th.Property("visitAt", th.DateTimeType, description="Visit start (UTC)."),
     th.Property("lastOnlineAt", th.DateTimeType, description="Last time seen online (UTC)."),
     th.Property("duration", th.IntegerType, description="Online time in minutes, as sent."),
@@ -148,6 +146,8 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
             description="Derived key: sha1(activity_id|userId or anon:anonymousId|visitAt)[:24].",
         ),
         *VISIT_PROPERTIES,
+        th.Property("province", th.StringType),
+        th.Property("city", th.StringType),
         th.Property("referer", th.StringType),
         th.Property("userAgent", th.StringType),
         th.Property("device", th.StringType),
