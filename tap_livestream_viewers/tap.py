@@ -94,7 +94,7 @@ SETTINGS = th.PropertiesList(
         "mudu",
         _provider_object(
             th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-            th.Property("base_url", th.StringType, default="https://mudu.tv"),
+            th.Property("base_url", th.StringType, default="https://mudu.tv/api"),
             th.Property(
                 "channel_ids",
                 th.ArrayType(th.StringType),

@@ -1,10 +1,362 @@
-"""mudu streams (not implemented yet)."""
+"""Mudu (目睹): viewer watch records of a channel, under a budget of 10 calls a day.
+
+Document: ``shared/seeds/000_99c6205c4c3acc35.txt`` (``POST /v2/activities/{频道id}/userRecords``).
+
+Facts of the document that shape this module:
+
+* "本接口每日调用上限为10次，次日0点重置": 10 calls a day, reset at midnight. The tap counts
+  its own calls per access token per provider-local day in the state (``call_ledger``, keyed
+  by a fingerprint of the token, never the token), so runs on the same day share the budget.
+  When it is spent the stream stops cleanly, keeps its page cursor and lets other streams go on.
+* "perPage 每页结果数 ... 默认20，最大100" and "p 页码 默认1": page numbers, at most 100 rows a
+  call. The answer is a bare JSON array with no total, so a page shorter than ``perPage`` is
+  the last one and no call is spent after it.
+* "start_time ... 如：2016-12-20 10:00:00": request times are ``YYYY-MM-DD HH:MM:SS`` in the
+  provider's local time (``provider_timezone``, China time by default).
+* "first_login_time": "2018-03-15 15:33": record times are provider-local, minute precision;
+  they leave the tap as RFC 3339 with the offset.
+* "online_time": "00:02:00" (typed "datetime" in the table, but it is a duration): kept
+  verbatim and also given in seconds (``online_seconds``, ``watch_seconds``).
+* "2018年12月1号前的数据流水接口参考 v1": records before 2018-12-01 are in the v1 API, which this
+  tap does not read; an earlier ``start_date`` is kept (it costs no call) with a warning.
+* The document sets no maximum time range, and every extra window costs a partly filled page,
+  so there is one window from the bookmark to the end; its end is kept in the state until its
+  last page is in, so paging through it is stable across days.
+
+Where the document is silent (see ``docs/mudu.md``): how the provider says the limit is reached
+(any 429 that is not a short ``Retry-After``, or any answer whose message speaks of a call limit,
+is read as "limit reached"), whether ``end_time`` is inclusive (the tap sends the window end
+itself: a viewer who logged in exactly at a boundary second may come in two windows, with the
+same key, rather than in none), and which time the range filters on (read as the login time).
+"""
 
 from __future__ import annotations
 
+import re
 import typing as t
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from singer_sdk import typing as th
+from singer_sdk.authenticators import BearerTokenAuthenticator
+
+from tap_livestream_viewers.client import LivestreamStream, PartitionFailed, ProviderAPIError
+from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
+from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+# "2018年12月1号前的数据流水接口参考[获取观众观看流水](.../v1/ACTIVITY_USER_RECORDS.html)"
+V2_DATA_START = "2018-12-01 00:00:00"
+# A 429 asking to wait at most this long is a short-term limit worth one retry, not the daily one.
+SHORT_RETRY_AFTER_S = 60.0
+# Words of a "daily limit reached" answer (the document does not show one).
+# "本接口每日调用上限为10次": 上限 is the document's own word for it.
+_LIMIT_WORDS = re.compile(
+    r"上限|调用次数|请求次数|rate.?limit|quota|limit (is )?(reached|exceeded)|too many (requests|calls)",
+    re.IGNORECASE,
+)
 
 
-def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:
-    """No streams yet."""
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
+    """The stream is active when ``mudu.access_token`` is set and ``channel_ids`` is not empty."""
+    settings = config.get("mudu") or {}
+    if settings.get("access_token") and settings.get("channel_ids"):
+        return [MuduUserRecordsStream]
     return []
+
+
+class _SpendAndSave(CallGuard):
+    """Spend one call of the daily budget, then write the state, before the call is sent.
+
+    The ledger is in the state; writing it before the call means a run that is killed while
+    waiting for an answer still has the call counted.
+    """
+
+    def __init__(self, stream: MuduUserRecordsStream) -> None:
+        self._stream = stream
+
+    def before_call(self) -> None:
+        self._stream.budget.before_call()
+        self._stream.emit_state()
+
+
+class MuduUserRecordsStream(LivestreamStream):
+    """Every viewer record of a channel, page by page within one window, 10 calls a day."""
+
+    name = "mudu_user_records"
+    provider_key = "mudu"
+    provider_name = "Mudu"
+    path = "/v2/activities/{channel_id}/userRecords"
+    http_method = "POST"
+    payload_as_json = True  # "Content-Type:application/json"
+    primary_keys = ("channel_id", "record_id")
+    replication_key = "first_login_time"
+    # "perPage 每页结果数 ... 默认20，最大100"
+    default_page_size = 100
+    max_page_size = 100
+    # No maximum range in the document: one window, since each extra one costs a short page.
+    max_window = None
+    # Without end_date the window ends an hour ago: a viewer still watching has no record yet
+    # (its "last_online_time 离线时间" is not known), and a record is never read twice.
+    end_lag = timedelta(hours=1)
+    credential_hint = (
+        "check mudu.access_token (the Bearer ACCESS TOKEN of the Mudu account that owns the channels)"
+    )
+
+    schema = th.PropertiesList(
+        th.Property("channel_id", th.StringType, required=True, description="Partition: channel (频道) id."),
+        th.Property("record_id", th.IntegerType, required=True, description="观众观看流水id."),
+        th.Property("assign_id", th.StringType, description="Third-party viewer id (第三方id)."),
+        th.Property("user_id", th.StringType, description="观众id."),
+        th.Property("nick", th.StringType, description="观众昵称."),
+        th.Property("addr", th.StringType, description="观众地址."),
+        th.Property("online_time", th.StringType, description="在线时长, HH:MM:SS as sent."),
+        th.Property("watch_time", th.StringType, description="观看时长, HH:MM:SS as sent."),
+        th.Property("phone", th.StringType, description="手机号."),
+        th.Property(
+            "first_login_time",
+            th.DateTimeType,
+            description="进入时间 (provider-local, minute precision) with its offset.",
+        ),
+        th.Property(
+            "last_online_time",
+            th.DateTimeType,
+            description="离线时间 (provider-local, minute precision) with its offset.",
+        ),
+        th.Property("device", th.StringType, description="观看设备."),
+        th.Property("browser", th.StringType, description="观看方式."),
+        th.Property("origin", th.StringType, description="访问来源."),
+        th.Property("online_seconds", th.IntegerType, description="online_time in seconds."),
+        th.Property("watch_seconds", th.IntegerType, description="watch_time in seconds."),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._provider_said: str | None = None
+
+    # ----------------------------------------------------------------- configuration
+
+    @property
+    def partitions(self) -> list[dict]:
+        """One partition per configured channel."""
+        return [{"channel_id": str(c)} for c in self.provider_config.get("channel_ids") or []]
+
+    @property
+    def authenticator(self) -> BearerTokenAuthenticator:
+        """``Authorization:Bearer {ACCESS TOKEN}`` as the document shows."""
+        return BearerTokenAuthenticator(token=self.provider_config["access_token"])
+
+    @property
+    def daily_call_limit(self) -> int:
+        """``mudu.daily_call_limit`` (default 10: "本接口每日调用上限为10次")."""
+        value = self.provider_config.get("daily_call_limit")
+        return 10 if value is None else max(0, int(value))
+
+    @cached_property
+    def budget(self) -> DailyCallBudget:
+        """Calls per access token per provider-local day, counted in the stream's state."""
+        ledger = self.stream_state.setdefault("call_ledger", {})
+        return DailyCallBudget(
+            ledger,
+            self.provider_config["access_token"],
+            self.daily_call_limit,
+            self.tz,
+            self.now,
+        )
+
+    @property
+    def call_guards(self) -> list[CallGuard]:
+        """Every attempt, retries included, spends one call of the day's budget."""
+        return [_SpendAndSave(self)]
+
+    # ------------------------------------------------------------------ time range
+
+    def sync_end(self) -> datetime:
+        """``end_date`` (never later than now less the lag), else now less the lag.
+
+        A window that ended in the future would move the bookmark past viewers who have not
+        logged in yet, and they would never be read.
+        """
+        latest = self.now() - self.end_lag
+        end = self.config_datetime("end_date")
+        chosen = min(end, latest) if end is not None else latest
+        return chosen.replace(microsecond=0)
+
+    def clamp_start(self, context: Context | None, start: datetime) -> datetime:
+        """Keep the start; say once that records before 2018-12-01 live in Mudu's v1 API.
+
+        "2018年12月1号前的数据流水接口参考 v1": an earlier start costs no extra call (there is one
+        window), and moving it forward could drop rows if v2 does hold some, so it is kept.
+        """
+        if start < parse_datetime(V2_DATA_START, self.tz):
+            self.logger.warning(
+                "%s: start %s is before 2018-12-01; Mudu keeps older watch records in its v1 API, "
+                "which this tap does not read",
+                self.describe_partition(context),
+                start.isoformat(),
+            )
+        return start
+
+    # ---------------------------------------------------------------------- request
+
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        """Everything goes in the JSON body."""
+        return {}
+
+    def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
+        """The documented body: local times, ``perPage``, ``p`` and ``filter_watch_time``."""
+        assert self._window is not None
+        filter_watch = self.provider_config.get("filter_watch_time", True)
+        return {
+            "start_time": to_local_text(self._window.start, self.tz),
+            "end_time": to_local_text(self._window.end, self.tz),
+            "perPage": self._page_size_in_use,
+            "p": next_page_token or 1,
+            "filter_watch_time": 1 if filter_watch else 0,
+        }
+
+    # --------------------------------------------------------------------- response
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        """The answer is a bare JSON array of records."""
+        return body if isinstance(body, list) else []
+
+    def validate_response(self, response: requests.Response) -> None:
+        """A "limit reached" answer ends today's run cleanly; a missing channel fails its partition."""
+        if self._is_limit_answer(response):
+            made = self.budget.calls_today
+            self.budget.mark_exhausted()
+            self._provider_said = f"HTTP {response.status_code}: {self.provider_message(response)}"
+            raise CallBudgetExhausted(made, self.budget.limit, self.budget.resets_at)
+        if response.status_code == 404:
+            raise PartitionFailed(
+                self.describe(
+                    self._context,
+                    f"HTTP 404: {self.provider_message(response)}",
+                    "check mudu.channel_ids: this channel does not exist or is not in this account",
+                )
+            )
+        super().validate_response(response)
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """A 200 that is not an array of objects is not a page: fail rather than read it as empty."""
+        body = self.decode(response)
+        if isinstance(body, list) and all(isinstance(row, dict) for row in body):
+            return
+        raise ProviderAPIError(
+            self.describe(
+                self._context,
+                f"HTTP {response.status_code} without a list of records: {self.provider_message(response)}",
+                "check mudu.base_url points at the Mudu API; run again, the state resumes at this page",
+            )
+        )
+
+    def _is_limit_answer(self, response: requests.Response) -> bool:
+        """Whether the provider says the daily call limit is reached (the document shows no such answer).
+
+        A 429 is the daily limit unless it asks to wait only briefly (``Retry-After`` of at most
+        a minute, and no words of a limit); any other non-list answer whose message speaks of a
+        call limit (上限, 调用次数, quota, rate limit ...) is the daily limit too.
+        """
+        status = response.status_code
+        if 200 <= status < 300 and isinstance(self.decode(response), list):
+            return False
+        if status in (401, 404) or status >= 500:
+            return False
+        message = self.provider_message(response)
+        if _LIMIT_WORDS.search(message):
+            return True
+        if status == 429:
+            wait = _retry_after(response)
+            return wait is None or wait > SHORT_RETRY_AFTER_S
+        return False
+
+    # ---------------------------------------------------------------------- records
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Add the channel, times with offset and durations in seconds; keep every field sent."""
+        row["channel_id"] = str((context or {}).get("channel_id", ""))
+        record_id = row.get("record_id")
+        if isinstance(record_id, str) and record_id.strip().isdigit():
+            row["record_id"] = int(record_id)
+        for field in ("user_id", "assign_id", "phone"):
+            if row.get(field) is not None and not isinstance(row[field], str):
+                row[field] = str(row[field])
+        for field in ("first_login_time", "last_online_time"):
+            row[field] = self._local_time(row, field)
+        row["online_seconds"] = self._seconds(row, "online_time")
+        row["watch_seconds"] = self._seconds(row, "watch_time")
+        return row
+
+    def _local_time(self, row: dict, field: str) -> str | None:
+        value = row.get(field)
+        if value is None or value == "":
+            return None
+        try:
+            return local_to_rfc3339(str(value), self.tz)
+        except ValueError:
+            self.logger.warning(
+                "%s: record_id=%s has an unreadable %s %r; the record is kept with %s null",
+                self.describe_partition(self._context),
+                row.get("record_id"),
+                field,
+                value,
+                field,
+            )
+            return None
+
+    def _seconds(self, row: dict, field: str) -> int | None:
+        try:
+            return hms_to_seconds(row.get(field))
+        except (TypeError, ValueError):
+            self.logger.warning(
+                "%s: record_id=%s has %s %r, not HH:MM:SS; kept as sent, seconds left null",
+                self.describe_partition(self._context),
+                row.get("record_id"),
+                field,
+                row.get(field),
+            )
+            return None
+
+    # -------------------------------------------------------------------- stopping
+
+    def on_budget_exhausted(self, context: Context | None, stop: CallBudgetExhausted) -> None:
+        """One warning: calls made, what is left to fetch, when the budget resets; keep the state."""
+        state = self.partition_state(context)
+        progress = state.get("progress") or {}
+        if progress:
+            page = int(progress.get("next_page") or 1)
+            size = int(progress.get("page_size") or self.page_size)
+            left = (
+                f"window {progress.get('window_start')} .. {progress.get('window_end')} from page {page} "
+                f"(rows {(page - 1) * size + 1} on; pages 1..{page - 1} are done)"
+            )
+        else:
+            left = f"everything from {state.get('replication_key_value') or self.config.get('start_date')}"
+        said = f"; Mudu answered {self._provider_said}" if self._provider_said else ""
+        self.logger.warning(
+            "%s: daily call budget spent: %s of %s calls made today with this access token "
+            "(%s by this run)%s; still to fetch: %s; the budget resets at %s, run again after "
+            "that to continue from there.",
+            self.describe_partition(context),
+            stop.calls_made,
+            stop.limit,
+            self.calls_made,
+            said,
+            left,
+            stop.resets_at.isoformat(),
+        )
+        self.emit_state()
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
