@@ -1,10 +1,611 @@
-"""talkcloud streams (not implemented yet)."""
+"""Talk-cloud (拓课云): who entered and left a large-class room, and who went on stage.
+
+Document: ``shared/seeds/004_00f391d45ca40506.txt`` (``POST /WebAPI/getLiveLogininfo``).
+
+Quirks that shape this module (quotes from the document):
+
+* "此接口只支持查一年内的数据" and "时间区间最大限制1个月": one query spans at most one
+  month, and only the last year can be asked for. "One month" is not defined (a calendar
+  month is 28 to 31 days, a server may count 30 days), so windows are **28 days**, within
+  every reading. "One year" is read as 365 days, less a safety margin of one day (clock skew
+  between us and Talk-cloud, and the minutes a run takes): an older ``start_date`` or
+  bookmark is moved forward with a warning that names the span that cannot be read.
+* The old WebAPI takes form fields: ``key``, ``serial`` or ``thirdroomid``, ``starttime`` /
+  ``endtime`` as unix seconds ("时间截示例：1597852800"), ``page``. The key travels only in
+  the form body, never in a URL, a log line or the state.
+* "page 页数 (默认第一页，每页200条，第二页不返回uptablelist数据)": 200 rows a page; a full
+  page may have a next one, a shorter page is the last. ``count`` ("返回直播用户数据量") does
+  not say whether it is the page's or the query's total, so paging does not rely on it.
+* ``uptablelist`` ("上台用户列表(返回所有)") comes with page 1 only, unpaged. Both streams are
+  read from the same calls: ``talkcloud_login_records`` runs first (the SDK syncs streams in
+  name order) and, when ``talkcloud_stage_users`` is selected too, writes the page-1
+  ``uptablelist`` rows through that stream and moves that stream's bookmark; the stage-users
+  stream then finds nothing left to ask for. Selected alone, it asks page 1 of each window.
+* Whether ``endtime`` is inclusive is not said. It is sent as the window end, so no second
+  is ever left out; a row that entered at or after the window end belongs to the next
+  window (which asks from that second on) and is left to it, so a boundary row arrives once.
+* ``result`` 0 is success; 4105 (no data matched) is an empty window; 4007 (room missing,
+  invalid, deleted or expired) fails that room only; 4001/4101/4102/4109 (company or key)
+  fail at once; 4004/4005/5004 (time parameters) are a bug of ours and fail naming the times
+  sent; any other code fails with the code.
+* Fields: all strings in the table except the ``*timestamp`` ints. ``duration`` and
+  ``paytime`` are strings of seconds (the example: entered 09:48:47, left 09:49:07,
+  ``"duration": "20"``); ``*_seconds`` integers are added. The example spells
+  ``startimestamp`` where the table says ``starttimestamp``, and the table says ``seria``
+  where the example says ``serial``: both spellings are read, the table's/example's proper
+  names are written.
+* Rows have no id: ``entry_key`` is derived from the room, the user, the entry second and
+  the terminal (see ``entry_key``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import typing as t
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs
+
+from singer_sdk import typing as th
+
+from tap_livestream_viewers.client import (
+    LivestreamStream,
+    PageFacts,
+    PartitionFailed,
+    ProgressPaginator,
+    ProviderAPIError,
+)
+from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, unix_to_rfc3339
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+    from tap_livestream_viewers.windows import Window
+
+UTC = timezone.utc
+
+#: "时间区间最大限制1个月": 28 days is no longer than any reading of "one month".
+MAX_WINDOW = timedelta(days=28)
+#: "只支持查询1年内的数据": 365 days back, less this margin for clock skew and run time.
+YEAR = timedelta(days=365)
+YEAR_MARGIN = timedelta(days=1)
+#: "每页200条".
+PAGE_SIZE = 200
+
+LOGIN_STREAM = "talkcloud_login_records"
+STAGE_STREAM = "talkcloud_stage_users"
+
+#: "terminal 终端 0windows端、1MAC、2ios、3android、4.linux 5.未知"
+TERMINAL_LABELS = {"0": "windows", "1": "mac", "2": "ios", "3": "android", "4": "linux", "5": "unknown"}
+#: "terminal_details 观看终端:1客户端、2微信浏览器、3Safari浏览器、4Chrome浏览器、5其他"
+TERMINAL_DETAILS_LABELS = {
+    "1": "client",
+    "2": "wechat_browser",
+    "3": "safari",
+    "4": "chrome",
+    "5": "other",
+}
+#: "userroleid 课堂中的角色 0:主讲 1:助教 2: 学员 3:直播用户 4: 巡检员"
+USERROLE_LABELS = {"0": "lecturer", "1": "assistant", "2": "student", "3": "live_viewer", "4": "inspector"}
+
+#: Known ``result`` codes (Talk-cloud's public error table, as the issue lists them).
+NO_DATA = 4105
+ROOM_GONE = 4007
+KEY_CODES = frozenset({4001, 4101, 4102, 4109})
+TIME_CODES = frozenset({4004, 4005, 5004})
+
+_STRING_FIELDS = (
+    "serial",
+    "userid",
+    "username",
+    "entertime",
+    "outtime",
+    "duration",
+    "terminal",
+    "terminal_details",
+    "starttime",
+    "endtime",
+    "paytime",
+    "videotype",
+    "userroleid",
+)
+_TIMESTAMP_FIELDS = ("entertimestamp", "outtimestamp", "starttimestamp", "endtimestamp")
 
 
-def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:
-    """No streams yet."""
-    return []
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
+    """Both streams, when ``talkcloud.key`` is set and at least one room is configured."""
+    settings = config.get("talkcloud") or {}
+    if not settings.get("key"):
+        return []
+    if not (settings.get("serials") or settings.get("thirdroomids")):
+        return []
+    return [TalkcloudLoginRecordsStream, TalkcloudStageUsersStream]
+
+
+def entry_key(room: str, userid: t.Any, entered: t.Any, terminal: t.Any, terminal_details: t.Any) -> str:
+    """Deterministic id of one entry into a room (rows have none).
+
+    sha1 of ``room|userid|entertimestamp|terminal|terminal_details``, first 24 hex digits.
+    ``room`` is the row's ``serial`` (so a room configured both by serial and by thirdroomid
+    gives the same keys). The terminal tells apart one user entering the same second from
+    two devices. ``outtimestamp`` is left out: it says when the entry ended, not which it is.
+    """
+    parts = [room, userid, entered, terminal, terminal_details]
+    text = "|".join("" if part is None else str(part) for part in parts)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _int_or_none(value: t.Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return None
+
+
+def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> dict:
+    """One ``logininfo``/``uptablelist`` row as a record: typed, labelled, keyed.
+
+    Pure (no stream state), so the document's example can be shaped in a unit test.
+    """
+    out = dict(row)
+    # The table's "seria" and the example's "startimestamp": read both spellings.
+    if "seria" in out:
+        seria = out.pop("seria")
+        out.setdefault("serial", seria)
+    if "startimestamp" in out:
+        misspelt = out.pop("startimestamp")
+        if out.get("starttimestamp") in (None, ""):
+            out["starttimestamp"] = misspelt
+    for field in _STRING_FIELDS:
+        value = out.get(field)
+        if value is not None and not isinstance(value, str):
+            out[field] = str(value)
+    for field in _TIMESTAMP_FIELDS:
+        if field in out:
+            out[field] = _int_or_none(out[field])
+    out["duration_seconds"] = _int_or_none(out.get("duration"))
+    out["paytime_seconds"] = _int_or_none(out.get("paytime"))
+    out["terminal_label"] = TERMINAL_LABELS.get(out.get("terminal") or "")
+    out["terminal_details_label"] = TERMINAL_DETAILS_LABELS.get(out.get("terminal_details") or "")
+    out["userroleid_label"] = USERROLE_LABELS.get(out.get("userroleid") or "")
+    for stamp, text in (
+        ("entertimestamp", "entertime"),
+        ("outtimestamp", "outtime"),
+        ("starttimestamp", "starttime"),
+        ("endtimestamp", "endtime"),
+    ):
+        out[f"{text}_utc"] = _utc_of(out.get(stamp), out.get(text), tz)
+    context = context or {}
+    room = out.get("serial") or (
+        f"thirdroomid:{context['thirdroomid']}" if "thirdroomid" in context else context.get("serial", "")
+    )
+    if "thirdroomid" in context:
+        out.setdefault("thirdroomid", context["thirdroomid"])
+    if not out.get("serial") and "serial" in context:
+        out["serial"] = context["serial"]
+    entered = out.get("entertimestamp") or out.get("entertime")
+    out["entry_key"] = entry_key(
+        str(room), out.get("userid"), entered, out.get("terminal"), out.get("terminal_details")
+    )
+    return out
+
+
+def _utc_of(stamp: int | None, text: t.Any, tz: t.Any) -> str | None:
+    """RFC 3339 (UTC) from the ``*timestamp`` field; the provider-local text only if it is absent."""
+    if stamp:
+        return unix_to_rfc3339(stamp, UTC)
+    if isinstance(text, str) and text and not text.startswith("0000"):
+        try:
+            return to_rfc3339(parse_datetime(text, tz).astimezone(UTC))
+        except ValueError:
+            return None
+    return None
+
+
+def entered_at(record: dict) -> datetime | None:
+    """When a shaped record's entry began (``None`` if the row does not say)."""
+    value = record.get("entertime_utc")
+    return datetime.fromisoformat(value) if value else None
+
+
+RECORD_SCHEMA = th.PropertiesList(
+    th.Property(
+        "entry_key",
+        th.StringType,
+        required=True,
+        description=(
+            "Derived key: sha1(serial|userid|entertimestamp|terminal|terminal_details)[:24]; rows have no id."
+        ),
+    ),
+    th.Property("serial", th.StringType, description="Room number (房间号), as sent."),
+    th.Property(
+        "thirdroomid",
+        th.StringType,
+        description="The custom room number this row was read through (thirdroomid partitions only).",
+    ),
+    th.Property("userid", th.StringType, description="User id."),
+    th.Property("username", th.StringType, description="User name."),
+    th.Property("entertime", th.StringType, description="Entry time, provider-local text (进入时间)."),
+    th.Property("outtime", th.StringType, description="Exit time, provider-local text (退出时间)."),
+    th.Property("duration", th.StringType, description="Time in the room in seconds, as sent (时长)."),
+    th.Property("terminal", th.StringType, description="Terminal code, as sent (终端)."),
+    th.Property("terminal_details", th.StringType, description="Viewing client code, as sent (观看终端)."),
+    th.Property("starttime", th.StringType, description="Start time, provider-local text (开始时间)."),
+    th.Property("endtime", th.StringType, description="End time, provider-local text (结束时间)."),
+    th.Property("paytime", th.StringType, description="Billed seconds, as sent (计费时长)."),
+    th.Property("videotype", th.StringType, description="Resolution (分辨率), e.g. 320*240."),
+    th.Property("userroleid", th.StringType, description="Role code, as sent (课堂中的角色)."),
+    th.Property("entertimestamp", th.IntegerType, description="Entry, unix seconds."),
+    th.Property("outtimestamp", th.IntegerType, description="Exit, unix seconds."),
+    th.Property(
+        "starttimestamp",
+        th.IntegerType,
+        description="Start, unix seconds (also read from the misspelt startimestamp).",
+    ),
+    th.Property("endtimestamp", th.IntegerType, description="End, unix seconds."),
+    th.Property("duration_seconds", th.IntegerType, description="duration as an integer."),
+    th.Property("paytime_seconds", th.IntegerType, description="paytime as an integer."),
+    th.Property(
+        "terminal_label",
+        th.StringType,
+        description="windows, mac, ios, android, linux, unknown (null for an undocumented code).",
+    ),
+    th.Property(
+        "terminal_details_label",
+        th.StringType,
+        description="client, wechat_browser, safari, chrome, other (null for an undocumented code).",
+    ),
+    th.Property(
+        "userroleid_label",
+        th.StringType,
+        description="lecturer, assistant, student, live_viewer, inspector (null for an undocumented code).",
+    ),
+    th.Property("entertime_utc", th.DateTimeType, description="Entry (from entertimestamp), RFC 3339 UTC."),
+    th.Property("outtime_utc", th.DateTimeType, description="Exit (from outtimestamp), RFC 3339 UTC."),
+    th.Property("starttime_utc", th.DateTimeType, description="Start (from starttimestamp), RFC 3339 UTC."),
+    th.Property("endtime_utc", th.DateTimeType, description="End (from endtimestamp), RFC 3339 UTC."),
+).to_dict()
+
+
+class _RowsPaginator(ProgressPaginator):
+    """Keeps paging past a page whose rows all belonged to the next window (none yielded)."""
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        """The SDK stops at a page that yielded nothing; go on if the provider sent rows."""
+        return self._stream.page_facts(response).rows > 0
+
+
+class _TalkcloudStream(LivestreamStream):
+    """What both streams share: the request, the codes, the year clamp, the run's end."""
+
+    provider_key = "talkcloud"
+    provider_name = "Talk-cloud"
+    credential_hint = "check talkcloud.key (the enterprise key, 企业Key) and that the company is active"
+    path = "/WebAPI/getLiveLogininfo"
+    http_method = "POST"
+    payload_as_json = False  # the old WebAPI takes form fields
+    primary_keys = ("entry_key",)
+    replication_key = "entertime_utc"
+    max_window = MAX_WINDOW
+    #: Viewers still in the room may be written when they leave: stay this far behind now.
+    end_lag = timedelta(hours=2)
+    default_page_size = PAGE_SIZE
+    max_page_size = PAGE_SIZE
+    schema = RECORD_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._run_end: datetime | None = None
+        self._earliest: datetime | None = None
+        self._asked_page = 1
+        #: Partitions (as sorted item tuples) already failed in the sibling stream this run.
+        self._skip: set[tuple] = set()
+
+    # ------------------------------------------------------------------ partitions
+
+    @property
+    def partitions(self) -> list[dict]:
+        """One partition per ``serials`` entry and per ``thirdroomids`` entry."""
+        settings = self.provider_config
+        rooms = [{"serial": str(s)} for s in settings.get("serials") or []]
+        rooms += [{"thirdroomid": str(r)} for r in settings.get("thirdroomids") or []]
+        return rooms
+
+    def sibling(self) -> _TalkcloudStream | None:
+        """The other Talk-cloud stream of this tap, if it exists."""
+        other = STAGE_STREAM if self.name == LOGIN_STREAM else LOGIN_STREAM
+        stream = self._tap.streams.get(other)
+        return stream if isinstance(stream, _TalkcloudStream) else None
+
+    # ------------------------------------------------------------------ time range
+
+    def sync_end(self) -> datetime:
+        """One end for the whole run, shared by both streams, so neither asks for a sliver."""
+        if self._run_end is None:
+            sibling = self.sibling()
+            if sibling is not None and sibling._run_end is not None:
+                self._run_end = sibling._run_end
+            else:
+                self._run_end = super().sync_end()
+                if sibling is not None:
+                    sibling._run_end = self._run_end
+        return self._run_end
+
+    def earliest_queryable(self) -> datetime:
+        """The oldest second Talk-cloud answers for ("只支持查询1年内的数据"), with a margin."""
+        return floor_to_second(self.now() - YEAR + YEAR_MARGIN)
+
+    def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
+        """As the base, but an in-flight window older than a year is dropped (and clamped)."""
+        self._earliest = self.earliest_queryable()
+        state = self.partition_state(context)
+        progress = state.get("progress")
+        if progress and parse_datetime(progress["window_start"], UTC) < self._earliest:
+            self.logger.warning(
+                "%s: the saved window %s .. %s now starts more than one year ago; "
+                "it is asked again from the oldest day Talk-cloud still answers for.",
+                self.describe_partition(context),
+                progress["window_start"],
+                progress["window_end"],
+            )
+            state.pop("progress", None)
+        yield from super().planned_windows(context)
+
+    def clamp_start(self, context: Context | None, start: datetime) -> datetime:
+        """Move a start older than one year forward, warning with the span that is lost."""
+        earliest = self._earliest or self.earliest_queryable()
+        if start >= earliest:
+            return start
+        end = self.sync_end()
+        lost_until = min(earliest, end)
+        self.logger.warning(
+            "%s: Talk-cloud only answers for the last year (此接口只支持查一年内的数据); rows from "
+            "%s to %s cannot be read and are skipped; reading from %s on.",
+            self.describe_partition(context),
+            to_rfc3339(start),
+            to_rfc3339(lost_until),
+            to_rfc3339(earliest),
+        )
+        return earliest
+
+    def coverage(self, context: Context | None) -> datetime | None:
+        """Where this stream's next read of the partition starts (clamped to the last year)."""
+        state = self.partition_state(context)
+        progress = state.get("progress")
+        if progress:
+            start = parse_datetime(progress["window_start"], UTC)
+        elif state.get("replication_key_value"):
+            start = parse_datetime(state["replication_key_value"], UTC)
+        else:
+            start = self.config_datetime("start_date")
+            if start is None:
+                return None
+        earliest = self._earliest or self.earliest_queryable()
+        return max(start, earliest)
+
+    # ---------------------------------------------------------------------- request
+
+    def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
+        """Form fields: key, the room, the window as unix seconds, the page."""
+        assert self._window is not None
+        page = int(next_page_token or 1)
+        self._asked_page = page
+        form: dict[str, t.Any] = {"key": self.provider_config["key"]}
+        form.update(context or {})  # {"serial": ...} or {"thirdroomid": ...}
+        form["starttime"] = int(self._window.start.timestamp())
+        form["endtime"] = int(self._window.end.timestamp())
+        form["page"] = page
+        return form
+
+    # ------------------------------------------------------------------------ codes
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """``result`` 0 and 4105 pass; every other code fails as the issue's table says."""
+        body = self.decode(response)
+        context = self._context
+        if not isinstance(body, dict) or "result" not in body:
+            raise ProviderAPIError(
+                self.describe(
+                    context,
+                    f"HTTP {response.status_code} without a result code: {response.text[:200]}",
+                    "check talkcloud.base_url points at the Talk-cloud WebAPI",
+                )
+            )
+        code = _int_or_none(body.get("result"))
+        if code in (0, NO_DATA):
+            for field in ("logininfo", "uptablelist"):
+                if body.get(field) is not None and not isinstance(body.get(field), list):
+                    raise ProviderAPIError(
+                        self.describe(
+                            context,
+                            f"result {code} but {field} is not a list: {str(body.get(field))[:200]}",
+                            "report it with the run log; the state resumes at this page",
+                        )
+                    )
+            return
+        said = self._provider_words(body)
+        if code == ROOM_GONE:
+            self._mark_failed(context)
+            raise PartitionFailed(
+                self.describe(
+                    context,
+                    f"result {code}{said}: room {self._room(context)} is missing, invalid, deleted or "
+                    "expired",
+                    "check the room in talkcloud.serials / talkcloud.thirdroomids, or remove it "
+                    "from the config; the other rooms were read",
+                )
+            )
+        if code in KEY_CODES:
+            raise ProviderAPIError(
+                self.describe(context, f"result {code}{said}: company or key refused", self.credential_hint)
+            )
+        if code in TIME_CODES:
+            raise ProviderAPIError(
+                self.describe(
+                    context,
+                    f"result {code}{said}: time parameters refused for {self._sent_times(response)}",
+                    "this is a bug of the tap (windows are at most 28 days within the last year); "
+                    "report it with this line",
+                )
+            )
+        raise ProviderAPIError(
+            self.describe(
+                context,
+                f"result {code}{said}: request for {self._sent_times(response)} failed",
+                "look the code up in Talk-cloud's public error table (公共错误码); run again when "
+                "it is resolved, the state resumes at this page",
+            )
+        )
+
+    def _provider_words(self, body: dict) -> str:
+        for field in ("msg", "message", "info", "error", "errmsg"):
+            if body.get(field):
+                return f" ({self.one_line(str(body[field]))})"
+        return ""
+
+    @staticmethod
+    def _room(context: Context | None) -> str:
+        context = context or {}
+        if "serial" in context:
+            return f"serial={context['serial']}"
+        return f"thirdroomid={context.get('thirdroomid')}"
+
+    def _sent_times(self, response: requests.Response) -> str:
+        """The time fields the refused request carried (never the key)."""
+        body = getattr(response.request, "body", None) or ""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        form = {name: values[-1] for name, values in parse_qs(str(body)).items()}
+        parts = []
+        for name in ("starttime", "endtime"):
+            value = form.get(name)
+            when = unix_to_rfc3339(value, UTC) if value and value.isdigit() else None
+            parts.append(f"{name}={value}" + (f" ({when})" if when else ""))
+        parts.append(f"page={form.get('page')}")
+        return " ".join(parts)
+
+    def _mark_failed(self, context: Context | None) -> None:
+        """Tell the sibling stream not to ask again for a room that failed here."""
+        sibling = self.sibling()
+        if sibling is not None:
+            sibling._skip.add(tuple(sorted((context or {}).items())))
+
+    # ----------------------------------------------------------------------- paging
+
+    def page_facts(self, response: requests.Response) -> PageFacts:
+        """Paging follows ``logininfo`` (on every page); 200 a page, a short page is the last."""
+        body = self.decode(response)
+        rows = body.get("logininfo") if isinstance(body, dict) else None
+        return PageFacts(rows=len(rows or []))
+
+    def get_new_paginator(self) -> ProgressPaginator:
+        """Page numbers from the window's progress; see ``_RowsPaginator``."""
+        return _RowsPaginator(self, self._first_page)
+
+    def rows_in_window(self, rows: list[dict], context: Context | None) -> t.Iterator[dict]:
+        """Shape rows; leave those that entered at or after the window end to the next window."""
+        assert self._window is not None
+        later = 0
+        for row in rows:
+            if not isinstance(row, dict):
+                raise ProviderAPIError(
+                    self.describe(context, f"a row is not an object: {str(row)[:200]}", "report it")
+                )
+            record = shape_row(row, context, self.tz)
+            moment = entered_at(record)
+            if moment is not None and moment >= self._window.end:
+                later += 1
+                continue
+            yield record
+        if later:
+            self.logger.info(
+                "%s: %d row(s) entered at or after %s; the next window reads them",
+                self.describe_partition(context),
+                later,
+                to_rfc3339(self._window.end),
+            )
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Rows are shaped in ``parse_response`` already (the window filter needs their times)."""
+        return row
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Skip a room that already failed in the sibling stream this run (one call, one error)."""
+        if tuple(sorted((context or {}).items())) in self._skip:
+            self.logger.warning(
+                "%s: not read; the room failed in the other Talk-cloud stream (see that error)",
+                self.describe_partition(context),
+            )
+            return
+        yield from super().get_records(context)
+
+
+class TalkcloudLoginRecordsStream(_TalkcloudStream):
+    """``logininfo``: every entry into and exit from a room, in windows of at most 28 days."""
+
+    name = LOGIN_STREAM
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        """This page's ``logininfo``; on page 1 also the stage users, when that stream wants them."""
+        body = self.decode(response)
+        if self._asked_page == 1:
+            self._serve_stage_users(body)
+        yield from self.rows_in_window(list(body.get("logininfo") or []), self._context)
+
+    def _serve_stage_users(self, body: dict) -> None:
+        """Write page 1's ``uptablelist`` as stage-user records, so that stream needs no call.
+
+        Only when the stage-users stream is selected and its own reading of this room has
+        reached this window (it starts inside it): then it would ask exactly this page 1.
+        Its bookmark moves to the window end; the STATE after this page carries it. If its
+        bookmark lags behind (it was not selected in earlier runs), it reads that gap itself.
+        """
+        stage = self.sibling()
+        window = self._window
+        context = self._context
+        if stage is None or window is None or not stage.selected:
+            return
+        stage._earliest = self._earliest
+        covered = stage.coverage(context)
+        if covered is None or not (window.start <= covered < window.end):
+            return
+        if not getattr(stage, "_schema_written", False):
+            stage._write_schema_message()
+            stage._schema_written = True
+        stage._window = window
+        try:
+            for record in stage.rows_in_window(list(body.get("uptablelist") or []), context):
+                for key, value in (context or {}).items():
+                    record.setdefault(key, value)
+                stage._write_record_message(record)
+        finally:
+            stage._window = None
+        state = stage.partition_state(context)
+        state.pop("progress", None)
+        state["replication_key"] = stage.replication_key
+        state["replication_key_value"] = to_rfc3339(window.end)
+
+
+class TalkcloudStageUsersStream(_TalkcloudStream):
+    """``uptablelist``: who went on stage; page 1 of each window carries all of them."""
+
+    name = STAGE_STREAM
+
+    def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
+        """Each window is one call, page 1, whatever page a saved state names."""
+        for window, _page in super().planned_windows(context):
+            yield window, 1
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        """Page 1's ``uptablelist``."""
+        body = self.decode(response)
+        yield from self.rows_in_window(list(body.get("uptablelist") or []), self._context)
+
+    def has_more_pages(self, response: requests.Response, page: int) -> bool:
+        """Never: "第二页不返回uptablelist数据"."""
+        return False

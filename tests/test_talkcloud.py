@@ -1,0 +1,468 @@
+"""Talk-cloud streams against the sandbox, through the real tap CLI.
+
+What a user relies on (document 004 and issue 5): every entry arrives once per key, no query
+spans more than a month ("时间区间最大限制1个月") or reaches back more than a year ("只支持
+查询1年内的数据"), calls are exactly what the windows need (200 rows a page, ``uptablelist``
+on page 1 only, both streams from the same calls), an empty window (4105) is quiet, an
+unknown room (4007) fails naming it, and the key never shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import signal
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import TAP, discover, run_tap, select_only
+from sandbox import Fault
+from sandbox import talkcloud as tk
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.providers.talkcloud import entry_key, shape_row
+from tap_livestream_viewers.timeutil import zone
+
+UTC = timezone.utc
+FIXTURES = Path(__file__).parent / "fixtures"
+PATH = tk.PATH
+LOGIN = "talkcloud_login_records"
+STAGE = "talkcloud_stage_users"
+ROOM = "500100200"
+
+
+def day_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+P0 = day_floor(datetime.now(UTC) - timedelta(days=90))
+P_END = P0 + timedelta(days=75)
+
+
+def room_data(count: int = 1030, **rooms: tuple[int, datetime, datetime]) -> tk.TalkcloudData:
+    """One room with ``count`` entries over 75 days, one of them exactly on a window boundary."""
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room(ROOM, count - 1, P0, P_END, seed=11)
+    data.add_entry(ROOM, P0 + timedelta(days=28), userid="900000000001")  # on the first boundary
+    for serial, (n, start, end) in rooms.items():
+        data.add_room(serial, n, start, end, seed=len(serial))
+    return data
+
+
+def make_config(base_url: str, data: tk.TalkcloudData, **overrides) -> dict:
+    config = {
+        "start_date": P0.isoformat(),
+        "end_date": P_END.isoformat(),
+        "backoff_base_seconds": 0.05,
+        "talkcloud": {**tk.tap_config(data, base_url), "serials": [ROOM]},
+    }
+    config.update(overrides)
+    return config
+
+
+def identity(row: dict) -> tuple:
+    """What identifies an entry in the sandbox data, independent of the tap's derived key."""
+    return (row["serial"], row["userid"], int(row["entertimestamp"]), row["terminal"])
+
+
+def window_of(call) -> tuple[int, int]:
+    form = call.form()
+    return int(form["starttime"]), int(form["endtime"])
+
+
+def expected_calls(data: tk.TalkcloudData, serial: str, windows) -> int:
+    """Per window: its rows / 200 rounded up, at least one, one more if the last page is full."""
+    total = 0
+    for start, end in windows:
+        rows = len(data.matching(serial, start, end))
+        total += max(1, math.ceil(rows / 200)) + (1 if rows and rows % 200 == 0 else 0)
+    return total
+
+
+def assert_windows_cover(windows: list[tuple[int, int]], start: datetime, end: datetime) -> None:
+    """Consecutive, never longer than a month (28 days, within any calendar month), covering all."""
+    windows = sorted(windows)
+    assert windows[0][0] == int(start.timestamp())
+    assert windows[-1][1] == int(end.timestamp())
+    for (_, first_end), (second_start, _) in itertools.pairwise(windows):
+        assert first_end == second_start
+    for window_start, window_end in windows:
+        assert window_end - window_start <= 28 * 86400
+        assert window_end <= tk.add_month(datetime.fromtimestamp(window_start, UTC)).timestamp()
+
+
+# ----------------------------------------------------------------------- the issue's room
+
+
+def test_75_days_of_1030_rows_arrive_once_in_month_windows_with_exactly_the_needed_calls(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+
+    records = run.records(LOGIN)
+    keys = [r["entry_key"] for r in records]
+    assert len(keys) == len(set(keys)) == 1030
+    assert {identity(r) for r in records} == {identity(r) for r in data.entries[ROOM]}
+
+    calls = sandbox.calls_to(PATH)
+    windows = sorted({window_of(c) for c in calls})
+    assert len(windows) == 3  # 75 days in windows of at most 28 days
+    assert_windows_cover(windows, P0, P_END)
+    assert len(calls) == expected_calls(data, ROOM, windows)
+    for window in windows:
+        pages = sorted(int(c.form()["page"]) for c in calls if window_of(c) == window)
+        assert pages == list(range(1, len(pages) + 1))  # no page asked twice
+
+    # the stage users came from the same calls: every one once, no call of their own
+    stage = run.records(STAGE)
+    stage_keys = [r["entry_key"] for r in stage]
+    assert len(stage_keys) == len(set(stage_keys)) == len(data.stage[ROOM]) > 0
+    assert {identity(r) for r in stage} == {identity(r) for r in data.stage[ROOM]}
+
+    state = run.last_state["bookmarks"]
+    for stream in (LOGIN, STAGE):
+        partition = state[stream]["partitions"][0]
+        assert partition["context"] == {"serial": ROOM}
+        assert datetime.fromisoformat(partition["replication_key_value"]) == P_END
+        assert "progress" not in partition
+
+
+def test_a_window_whose_rows_fill_its_last_page_costs_exactly_one_more_call(sandbox, tmp_path):
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room(ROOM, 400, P0, P0 + timedelta(days=10))
+    tk.register(sandbox, data)
+    run = run_tap(
+        tmp_path, make_config(sandbox.base_url, data, end_date=(P0 + timedelta(days=20)).isoformat())
+    )
+    assert run.returncode == 0, run.stderr
+    assert len({r["entry_key"] for r in run.records(LOGIN)}) == 400
+    assert [(c.form()["page"], c.rows) for c in sandbox.calls_to(PATH)] == [("1", 200), ("2", 200), ("3", 0)]
+
+
+def test_records_carry_every_field_typed_labelled_and_in_rfc3339(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(200))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    by_identity = {identity(r): r for r in data.entries[ROOM]}
+    records = run.records(LOGIN)
+    # the sandbox spells every 7th row's start "startimestamp", as the document does
+    assert len(records) == 200
+    for record in records:
+        raw = by_identity[identity(record)]
+        for field, value in raw.items():
+            assert record[field] == value, field
+        assert record["duration_seconds"] == int(raw["duration"])
+        assert record["paytime_seconds"] == int(raw["paytime"])
+        assert record["entertime_utc"] == datetime.fromtimestamp(raw["entertimestamp"], UTC).isoformat()
+        assert record["starttime_utc"] == datetime.fromtimestamp(raw["starttimestamp"], UTC).isoformat()
+        assert datetime.fromisoformat(record["outtime_utc"]).utcoffset() == timedelta(0)
+        assert (
+            record["terminal_label"]
+            == {
+                "0": "windows",
+                "1": "mac",
+                "2": "ios",
+                "3": "android",
+                "4": "linux",
+                "5": "unknown",
+            }[raw["terminal"]]
+        )
+        assert record["userroleid_label"] in {"lecturer", "assistant", "student", "live_viewer", "inspector"}
+        assert record["terminal_details_label"] in {"client", "wechat_browser", "safari", "chrome", "other"}
+        assert "startimestamp" not in record
+    for record in run.records(STAGE):
+        assert record["starttimestamp"] and record["starttime_utc"]
+
+
+# ---------------------------------------------------------------------- shared calls
+
+
+def test_only_stage_users_asks_page_1_once_per_window(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    config = make_config(sandbox.base_url, data)
+    catalog = select_only(discover(tmp_path, config), STAGE)
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert run.records(LOGIN) == []
+    assert len({r["entry_key"] for r in run.records(STAGE)}) == len(data.stage[ROOM])
+    calls = sandbox.calls_to(PATH)
+    assert [c.form()["page"] for c in calls] == ["1", "1", "1"]
+    assert_windows_cover([window_of(c) for c in calls], P0, P_END)
+
+
+def test_only_login_records_leaves_stage_users_alone(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config, catalog=select_only(discover(tmp_path, config), LOGIN))
+    assert run.returncode == 0, run.stderr
+    assert run.records(STAGE) == []
+    assert len({r["entry_key"] for r in run.records(LOGIN)}) == 1030
+    calls = sandbox.calls_to(PATH)
+    assert len(calls) == expected_calls(data, ROOM, {window_of(c) for c in calls})
+    assert STAGE not in run.last_state["bookmarks"] or not run.last_state["bookmarks"][STAGE].get(
+        "partitions"
+    )
+
+
+def test_stage_users_read_alone_then_both_continue_without_repeats(sandbox, tmp_path):
+    """Stage users alone up to a date, then both streams: each resumes from its own bookmark."""
+    data = tk.register(sandbox, room_data())
+    middle = P0 + timedelta(days=28)
+    config = make_config(sandbox.base_url, data, end_date=middle.isoformat())
+    first = run_tap(tmp_path, config, catalog=select_only(discover(tmp_path, config), STAGE))
+    assert first.returncode == 0, first.stderr
+    sandbox.reset_calls()
+
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    stage = first.records(STAGE) + second.records(STAGE)
+    assert len(stage) == len({r["entry_key"] for r in stage}) == len(data.stage[ROOM])
+    assert len({r["entry_key"] for r in second.records(LOGIN)}) == 1030
+    calls = sandbox.calls_to(PATH)
+    assert len(calls) == expected_calls(data, ROOM, {window_of(c) for c in calls})
+
+
+def test_second_run_asks_only_for_the_new_window_and_a_third_asks_nothing(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    middle = P0 + timedelta(days=40)
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=middle.isoformat()))
+    assert first.returncode == 0, first.stderr
+    sandbox.reset_calls()
+
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    calls = sandbox.calls_to(PATH)
+    windows = {window_of(c) for c in calls}
+    assert min(start for start, _ in windows) == int(middle.timestamp())
+    assert len(calls) == expected_calls(data, ROOM, windows)
+    for stream in (LOGIN, STAGE):
+        keys = [r["entry_key"] for r in first.records(stream) + second.records(stream)]
+        assert len(keys) == len(set(keys))
+    assert len({r["entry_key"] for r in first.records(LOGIN) + second.records(LOGIN)}) == 1030
+
+    sandbox.reset_calls()
+    third = run_tap(tmp_path, make_config(sandbox.base_url, data), state=second.last_state)
+    assert third.returncode == 0, third.stderr
+    assert sandbox.calls_to(PATH) == []
+    assert third.records(LOGIN) == third.records(STAGE) == []
+
+
+def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    sandbox.latency_s = 0.05
+    config = make_config(sandbox.base_url, data)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    emitted: dict[str, list[dict]] = {LOGIN: [], STAGE: []}
+    states: list[dict] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted[message["stream"]].append(message["record"])
+        elif message["type"] == "STATE":
+            states.append(message["value"])
+            progress = (
+                message["value"]
+                .get("bookmarks", {})
+                .get(LOGIN, {})
+                .get("partitions", [{}])[0]
+                .get("progress")
+            )
+            if progress and progress["next_page"] == 2 and len(states) > 4:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    last_state = states[-1]
+    progress = last_state["bookmarks"][LOGIN]["partitions"][0]["progress"]
+    sandbox.reset_calls()
+    sandbox.latency_s = 0
+
+    rerun = run_tap(tmp_path, config, state=last_state)
+    assert rerun.returncode == 0, rerun.stderr
+    first_call = sandbox.calls_to(PATH)[0].form()
+    assert first_call["page"] == str(progress["next_page"]) == "2"
+    assert int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp())
+    for stream, expected in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
+        keys = {r["entry_key"] for r in emitted[stream]} | {r["entry_key"] for r in rerun.records(stream)}
+        assert len(keys) == len(expected), stream
+
+
+# ---------------------------------------------------------------------- the request
+
+
+def test_request_is_a_form_post_with_the_key_in_the_body_only(sandbox, tmp_path):
+    data = tk.TalkcloudData(rooms={}, thirdroomids={"spring-course-01": ROOM})
+    data.add_room(ROOM, 30, P0, P0 + timedelta(days=5))
+    tk.register(sandbox, data)
+    config = make_config(sandbox.base_url, data, end_date=(P0 + timedelta(days=5)).isoformat())
+    config["talkcloud"]["serials"] = []
+    config["talkcloud"]["thirdroomids"] = ["spring-course-01"]
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    (call,) = sandbox.calls_to(PATH)
+    assert call.method == "POST" and call.query == {}
+    assert not call.body.startswith(b"{")  # form fields, not JSON
+    assert call.form() == {
+        "key": data.key,
+        "thirdroomid": "spring-course-01",
+        "starttime": str(int(P0.timestamp())),
+        "endtime": str(int((P0 + timedelta(days=5)).timestamp())),
+        "page": "1",
+    }
+    records = run.records(LOGIN)
+    assert len(records) == 30
+    assert all(r["thirdroomid"] == "spring-course-01" and r["serial"] == ROOM for r in records)
+    everything = run.stderr + json.dumps(run.messages)
+    assert data.key not in everything
+
+
+def test_start_older_than_a_year_is_clamped_with_a_warning_naming_the_lost_span(sandbox, tmp_path):
+    now = datetime.now(UTC)
+    start = day_floor(now - timedelta(days=400))
+    end = day_floor(now - timedelta(days=340))
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room(ROOM, 100, start, end)
+    tk.register(sandbox, data)
+    run = run_tap(
+        tmp_path, make_config(sandbox.base_url, data, start_date=start.isoformat(), end_date=end.isoformat())
+    )
+    assert run.returncode == 0, run.stderr
+    warning = next(line for line in run.stderr.splitlines() if "last year" in line)
+    assert start.isoformat() in warning and f"serial={ROOM}" in warning
+    calls = sandbox.calls_to(PATH)
+    first_start = min(window_of(c)[0] for c in calls)
+    assert now.timestamp() - 365 * 86400 < first_start <= now.timestamp() - 363 * 86400
+    assert datetime.fromtimestamp(first_start, UTC).isoformat() in warning  # the lost span ends here
+    assert_windows_cover([window_of(c) for c in calls], datetime.fromtimestamp(first_start, UTC), end)
+
+
+# ---------------------------------------------------------------------------- codes
+
+
+def test_empty_window_4105_passes_quietly(sandbox, tmp_path):
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room(ROOM, 50, P0, P0 + timedelta(days=3))  # later windows have nothing
+    tk.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records(LOGIN)) == 50
+    calls = sandbox.calls_to(PATH)
+    assert [c.rows for c in calls] == [50, 0, 0]  # one call per empty window, none more
+    assert not [line for line in run.stderr.splitlines() if "4105" in line or " ERROR " in line]
+    partition = run.last_state["bookmarks"][LOGIN]["partitions"][0]
+    assert datetime.fromisoformat(partition["replication_key_value"]) == P_END
+
+
+def test_unknown_room_fails_naming_its_serial_and_the_other_rooms_are_read(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(300))
+    config = make_config(sandbox.base_url, data)
+    config["talkcloud"]["serials"] = ["999000111", ROOM]
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len({r["entry_key"] for r in run.records(LOGIN)}) == 300
+    assert len(run.records(STAGE)) == len(data.stage[ROOM])
+    unknown = [c for c in sandbox.calls_to(PATH) if c.form().get("serial") == "999000111"]
+    assert len(unknown) == 1  # neither retried nor asked again by the stage-users stream
+    lines = [line for line in run.stderr.splitlines() if "4007" in line]
+    assert lines, run.stderr
+    for part in ("Talk-cloud", LOGIN, "serial=999000111", "What to do"):
+        assert part in lines[0]
+    assert data.key not in run.stderr
+
+
+def test_wrong_key_fails_at_once_with_one_clear_line_and_no_key(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(20))
+    config = make_config(sandbox.base_url, data)
+    config["talkcloud"]["key"] = "wrong-enterprise-key-42"
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len(sandbox.calls_to(PATH)) == 1
+    line = next(line for line in run.stderr.splitlines() if "result 4109" in line)
+    assert "talkcloud.key" in line and f"serial={ROOM}" in line
+    assert "wrong-enterprise-key-42" not in run.stderr + json.dumps(run.messages)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (4005, "time parameters refused for starttime="),
+        (5004, "bug of the tap"),
+        (4101, "talkcloud.key"),
+        (4999, "result 4999"),
+    ],
+)
+def test_other_codes_fail_clearly(sandbox, tmp_path, code, expected):
+    data = tk.register(sandbox, room_data(20))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body={"result": code, "msg": "错误"}))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode != 0
+    assert len(sandbox.calls_to(PATH)) == 1
+    line = next(line for line in run.stderr.splitlines() if f"result {code}" in line)
+    assert expected in line and "What to do" in line
+    if code == 4005:
+        assert f"starttime={int(P0.timestamp())} ({P0.isoformat()})" in line
+    assert data.key not in run.stderr
+
+
+def test_server_errors_are_retried(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(450))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=503, count=1, after=1))
+    sandbox.add_fault(Fault(path=PATH, kind="reset", count=1, after=2))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert len({r["entry_key"] for r in run.records(LOGIN)}) == 450
+
+
+# ------------------------------------------------------------------ document example
+
+
+def test_document_example_parses_and_shapes_as_written():
+    body = tolerant_json.loads((FIXTURES / "talkcloud_example.json").read_bytes())
+    assert body["result"] == 0 and body["count"] == 1
+    shanghai = zone("Asia/Shanghai")
+    (stage,) = [shape_row(r, {"serial": "111111"}, shanghai) for r in body["uptablelist"]]
+    (login,) = [shape_row(r, {"serial": "111111"}, shanghai) for r in body["logininfo"]]
+
+    assert stage["username"] == "李思淼"
+    assert stage["starttimestamp"] == 1598665727 and "startimestamp" not in stage  # misspelt in the example
+    assert stage["entertime_utc"] == "2020-08-29T01:48:47+00:00"  # 09:48:47 in Beijing
+    assert stage["starttime_utc"] == "2020-08-29T01:48:47+00:00"
+    assert stage["outtime_utc"] == "2020-08-29T01:49:07+00:00"
+    assert stage["duration"] == "20" and stage["duration_seconds"] == 20 and stage["paytime_seconds"] == 20
+    assert (stage["terminal_label"], stage["terminal_details_label"], stage["userroleid_label"]) == (
+        "windows",
+        "client",
+        "student",
+    )
+
+    assert login["username"] == "IWantSeeYouAgain"
+    assert login["starttimestamp"] == 1592384718
+    assert login["starttime_utc"] == "2020-06-17T09:05:18+00:00"
+    assert login["endtime_utc"] == "2020-06-17T09:05:18+00:00"
+    assert login["entertime_utc"] == "2020-06-17T09:05:04+00:00"
+    assert login["duration_seconds"] == 14 and login["paytime_seconds"] == 0
+    assert login["videotype"] == "320*240" and login["userroleid"] == "2"
+    assert login["entry_key"] != stage["entry_key"]
+
+    # the table spells the documented name: a row carrying starttimestamp keeps it
+    proper = shape_row(dict(body["logininfo"][0], starttimestamp=1, startimestamp=2), {}, shanghai)
+    assert proper["starttimestamp"] == 1
+    # the table's "seria" is read as the room number
+    seria = shape_row({"seria": "222", "userid": "1", "entertimestamp": 5}, {"serial": "222"}, shanghai)
+    assert seria["serial"] == "222"
+
+
+def test_entry_key_is_stable_and_tells_devices_apart():
+    first = entry_key("111111", "42", 1598665727, "0", "1")
+    assert first == entry_key("111111", "42", 1598665727, "0", "1")
+    assert first != entry_key("111111", "42", 1598665727, "2", "2")  # same second, a phone
+    assert first != entry_key("111111", "42", 1598665728, "0", "1")
+    assert first != entry_key("222222", "42", 1598665727, "0", "1")
