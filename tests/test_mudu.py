@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Response, Sandbox
+from sandbox import Fault, Response, Sandbox
 from sandbox import mudu as mudu_sandbox
 from sandbox import shangzhibo as shangzhibo_sandbox
 from tests.conftest import discover, run_tap
@@ -86,8 +86,8 @@ def partition(state: dict, channel_id: str) -> dict:
     raise AssertionError(f"no state for channel {channel_id}")
 
 
-def warnings_of(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "WARNING" in line and "Mudu" in line]
+def budget_warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and "daily call budget" in line]
 
 
 # --------------------------------------------------------------------------- shaping
@@ -163,7 +163,7 @@ def test_2350_records_take_three_days_of_ten_calls(tmp_path: Path, box: Sandbox)
     progress = partition(day1.last_state, "880001")["progress"]
     assert progress["next_page"] == 11
     assert progress["window_end"] == "2026-09-21T00:00:00+08:00"
-    (warning,) = warnings_of(day1.stderr)
+    (warning,) = budget_warnings(day1.stderr)
     assert "10 of 10 calls" in warning and "page 11" in warning
     assert "resets at" in warning and "T00:00:00+08:00" in warning
     # A state is emitted after every page, so a stop loses nothing.
@@ -198,7 +198,7 @@ def test_2350_records_take_three_days_of_ten_calls(tmp_path: Path, box: Sandbox)
     final = partition(day3.last_state, "880001")
     assert "progress" not in final
     assert final["replication_key_value"] == "2026-09-21T00:00:00+08:00"
-    assert warnings_of(day3.stderr) == []
+    assert budget_warnings(day3.stderr) == []
 
     # Day 3 again: nothing left in the range, so no call.
     box.reset_calls()
@@ -228,7 +228,7 @@ def test_provider_limit_answer_stops_cleanly_and_next_day_resumes(tmp_path: Path
     assert [c.status for c in calls] == [200, 200, 200, 429]  # the refusal is not retried
     assert len(day1.records(STREAM)) == 300
     assert partition(day1.last_state, "880002")["progress"]["next_page"] == 4
-    (warning,) = warnings_of(day1.stderr)
+    (warning,) = budget_warnings(day1.stderr)
     assert "Mudu answered HTTP 429" in warning and "page 4" in warning and "resets at" in warning
 
     # The tap believes the provider for the rest of the day: a second run makes no call.
@@ -362,3 +362,30 @@ def test_window_ends_an_hour_ago_at_the_latest(tmp_path: Path, box: Sandbox, end
     assert before - timedelta(hours=1, seconds=1) <= end <= after - timedelta(hours=1)
     assert len(run.records(STREAM)) == len(data.matching("263218"))
     assert "progress" not in partition(run.last_state, "263218")
+
+
+def test_retries_spend_the_budget_too(tmp_path: Path, box: Sandbox) -> None:
+    """A retried attempt is a call Mudu may count: it comes out of the same daily budget."""
+    data = mudu_sandbox.register(box, mudu_sandbox.MuduData(channels={"6006": 250}))
+    box.add_fault(Fault(path="/userRecords", kind="status", status=503, count=1))
+    run = run_tap(tmp_path, config_for(box, data, daily_call_limit=3))
+    assert run.returncode == 0, run.stderr
+    calls = mudu_calls(box)
+    assert [(c.status, c.json()["p"]) for c in calls] == [(503, 1), (200, 1), (200, 2)]
+    assert len(run.records(STREAM)) == 200
+    assert partition(run.last_state, "6006")["progress"]["next_page"] == 3
+    (warning,) = budget_warnings(run.stderr)
+    assert "3 of 3 calls" in warning and "page 3" in warning
+
+
+def test_short_429_is_retried_not_read_as_the_daily_limit(tmp_path: Path, box: Sandbox) -> None:
+    """A 429 asking to wait a moment, with no word of a limit, is a hiccup: one retry, then on."""
+    data = mudu_sandbox.register(box, mudu_sandbox.MuduData(channels={"6007": 150}))
+    box.add_fault(
+        Fault(path="/userRecords", kind="status", status=429, count=1, retry_after=0.01, body={"msg": "busy"})
+    )
+    run = run_tap(tmp_path, config_for(box, data))
+    assert run.returncode == 0, run.stderr
+    assert [c.status for c in mudu_calls(box)] == [429, 200, 200]
+    assert len(run.records(STREAM)) == 150
+    assert "progress" not in partition(run.last_state, "6007")
