@@ -466,3 +466,72 @@ def test_entry_key_is_stable_and_tells_devices_apart():
     assert first != entry_key("111111", "42", 1598665727, "2", "2")  # same second, a phone
     assert first != entry_key("111111", "42", 1598665728, "0", "1")
     assert first != entry_key("222222", "42", 1598665727, "0", "1")
+
+
+def partition_state(stream: str, progress: dict) -> dict:
+    return {
+        "bookmarks": {
+            stream: {
+                "partitions": [
+                    {
+                        "context": {"serial": ROOM},
+                        "replication_key": "entertime_utc",
+                        "replication_key_value": progress["window_start"],
+                        "progress": progress,
+                    }
+                ]
+            }
+        }
+    }
+
+
+def test_stage_users_alone_resume_a_saved_window_at_page_1(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data())
+    window_start, window_end = P0 + timedelta(days=28), P0 + timedelta(days=56)
+    state = partition_state(
+        STAGE,
+        {
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+            "next_page": 3,
+            "page_size": 200,
+        },
+    )
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config, state=state, catalog=select_only(discover(tmp_path, config), STAGE))
+    assert run.returncode == 0, run.stderr
+    calls = sandbox.calls_to(PATH)
+    assert [(window_of(c), c.form()["page"]) for c in calls] == [
+        ((int(window_start.timestamp()), int(window_end.timestamp())), "1"),
+        ((int(window_end.timestamp()), int(P_END.timestamp())), "1"),
+    ]
+    expected = [r for r in data.stage[ROOM] if r["entertimestamp"] >= window_start.timestamp()]
+    assert {identity(r) for r in run.records(STAGE)} == {identity(r) for r in expected}
+
+
+def test_saved_window_older_than_a_year_is_asked_again_from_the_last_year(sandbox, tmp_path):
+    now = datetime.now(UTC)
+    old_start, old_end = day_floor(now - timedelta(days=380)), day_floor(now - timedelta(days=352))
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room(ROOM, 60, old_start, old_end + timedelta(days=5))
+    tk.register(sandbox, data)
+    state = partition_state(
+        LOGIN,
+        {
+            "window_start": old_start.isoformat(),
+            "window_end": old_end.isoformat(),
+            "next_page": 2,
+            "page_size": 200,
+        },
+    )
+    end = old_end + timedelta(days=10)
+    config = make_config(sandbox.base_url, data, start_date=old_start.isoformat(), end_date=end.isoformat())
+    run = run_tap(tmp_path, config, state=state)
+    assert run.returncode == 0, run.stderr
+    assert any("saved window" in line for line in run.stderr.splitlines())
+    calls = sandbox.calls_to(PATH)
+    assert all(c.form()["page"] == "1" for c in calls)
+    assert min(window_of(c)[0] for c in calls) > now.timestamp() - 365 * 86400
+    assert_windows_cover(
+        [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC), end
+    )
