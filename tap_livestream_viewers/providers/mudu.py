@@ -99,8 +99,8 @@ class MuduUserRecordsStream(LivestreamStream):
     max_page_size = 100
     # No maximum range in the document: one window, since each extra one costs a short page.
     max_window = None
-    # Without end_date the window ends an hour ago: a viewer still watching has no record yet
-    # (its "last_online_time 离线时间" is not known), and a record is never read twice.
+    # Without end_date the window ends an hour ago: a viewer still watching has no final record
+    # yet (its "last_online_time 离线时间" is not known), and a finished window is never re-read.
     end_lag = timedelta(hours=1)
     credential_hint = (
         "check mudu.access_token (the Bearer ACCESS TOKEN of the Mudu account that owns the channels)"
