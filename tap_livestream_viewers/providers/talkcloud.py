@@ -305,6 +305,8 @@ class _TalkcloudStream(LivestreamStream):
         self._asked_page = 1
         #: Partitions (as sorted item tuples) already failed in the sibling stream this run.
         self._skip: set[tuple] = set()
+        #: Whether the login-records stream already wrote this stream's SCHEMA message.
+        self._schema_written = False
 
     # ------------------------------------------------------------------ partitions
 
@@ -574,7 +576,7 @@ class TalkcloudLoginRecordsStream(_TalkcloudStream):
         covered = stage.coverage(context)
         if covered is None or not (window.start <= covered < window.end):
             return
-        if not getattr(stage, "_schema_written", False):
+        if not stage._schema_written:
             stage._write_schema_message()
             stage._schema_written = True
         stage._window = window
