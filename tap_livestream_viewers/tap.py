@@ -18,6 +18,9 @@ def _provider_object(*properties: th.Property, description: str) -> th.ObjectTyp
     return th.ObjectType(*properties)
 
 
+# Seconds as a number, or as a numeric string: Meltano passes non-integer settings as strings.
+SECONDS = th.CustomType({"type": ["number", "string"], "pattern": "^[0-9]+([.][0-9]+)?$"})
+
 SETTINGS = th.PropertiesList(
     th.Property(
         "start_date",
@@ -52,13 +55,13 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "backoff_base_seconds",
-        th.NumberType,
+        SECONDS,
         default=1.0,
         description="First retry wait; it doubles each retry (with jitter, never below Retry-After).",
     ),
     th.Property(
         "backoff_max_seconds",
-        th.NumberType,
+        SECONDS,
         default=60.0,
         description="Longest wait between two retries.",
     ),
