@@ -154,9 +154,14 @@ class LivestreamStream(RESTStream[int]):
         return parse_datetime(value, self.tz) if value else None
 
     def sync_end(self) -> datetime:
-        """``end_date``, or now less the provider's lag, to whole seconds."""
-        end = self.config_datetime("end_date") or (self.now() - self.end_lag)
-        return floor_to_second(end)
+        """``end_date`` but never later than now less the provider's lag, to whole seconds.
+
+        A window that ended in the future would move the bookmark past rows not written yet,
+        and they would never be read.
+        """
+        latest = self.now() - self.end_lag
+        end = self.config_datetime("end_date")
+        return floor_to_second(min(end, latest) if end is not None else latest)
 
     def bookmark(self, context: Context | None) -> datetime:
         """Where the next window starts: the last finished window's end, else ``start_date``."""

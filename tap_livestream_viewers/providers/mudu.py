@@ -174,17 +174,6 @@ class MuduUserRecordsStream(LivestreamStream):
 
     # ------------------------------------------------------------------ time range
 
-    def sync_end(self) -> datetime:
-        """``end_date`` (never later than now less the lag), else now less the lag.
-
-        A window that ended in the future would move the bookmark past viewers who have not
-        logged in yet, and they would never be read.
-        """
-        latest = self.now() - self.end_lag
-        end = self.config_datetime("end_date")
-        chosen = min(end, latest) if end is not None else latest
-        return chosen.replace(microsecond=0)
-
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
         """Keep the start; say once that records before 2018-12-01 live in Mudu's v1 API.
 
