@@ -1,10 +1,557 @@
-"""nuoyun streams (not implemented yet)."""
+"""Nuoyun (诺云): every viewer's accumulated watch time per room, by the row's update time.
+
+Document: ``shared/seeds/002_3b0e428157f76222.txt`` (获取所有用户观看数据,
+``POST /Api/RoomRounds/getAccountUserDurationList/2.0.0``).
+
+Quirks that shape this module:
+
+* "请求方式:POST", "请求头:Content-Type:application/json": the query is a JSON body with
+  ``page`` ("最小值1"), ``page_size`` ("最小值为1,最大值500"), ``sort`` ("asc(正序),desc(倒序)"),
+  ``update_time_start``/``update_time_end`` ("更新时间-(开始时间戳)") and an optional
+  ``wechat_user_space_id``. The document does not say how the gateway authenticates, so
+  ``nuoyun.headers`` go on every request and ``nuoyun.body`` is merged into every body.
+* "code: 状态码:200-成功,400-失败": ``code`` decides, whatever the HTTP status. A rate-limit
+  code (429, or a message about 频繁/限流) is retried with backoff like HTTP 429.
+* "频率限制:10秒1000次": a client-side sliding-window limiter holds every attempt (retries
+  included) to ``nuoyun.max_requests_per_10s``, with a small margin for network skew.
+* "data.total: 用户总数": paging stops from the total, never on a guess.
+* The row carries no update time, so the bookmark is the end of the last finished window;
+  each record carries that window's end as ``update_window_end`` (its update time was at
+  most that when read). Windows end ``end_lag`` in the past, so rows still being written
+  are read next time.
+* Rows move while we page: a viewer who comes back gets a new update time ("now"), leaves
+  the window, and every later row shifts up. Naive page numbers then skip rows. This
+  stream keeps a *frontier* (how many leading rows, in the provider's current order, are
+  known to be read) and lowers it by every drop of ``data.total``; the next page is chosen
+  (page number and page size) to start at or before the frontier. See ``Frontier``.
+* "device: 使用设备 0为pc,1为安卓,2为其他,3为ios" yet the example sends "iOS", "Android" and "":
+  the raw value is kept as a string in ``device`` and ``device_label`` is derived.
+"""
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import BaseAPIPaginator
+
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError
+from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
+from tap_livestream_viewers.timeutil import parse_datetime, to_rfc3339
+
+if t.TYPE_CHECKING:
+    from datetime import tzinfo
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+DEFAULT_BASE_URL = "https://gateway.nuoyunapi.com"
+PATH = "/Api/RoomRounds/getAccountUserDurationList/2.0.0"
+#: "page_size: 一页显示多少(最小值为1,最大值500)"
+MAX_PAGE_SIZE = 500
+#: "频率限制:10秒1000次"
+RATE_LIMIT_CALLS = 1000
+RATE_LIMIT_PERIOD_S = 10.0
+#: Added to the 10 s period: the gateway counts arrivals, we count sends; latency differs per call.
+RATE_LIMIT_MARGIN_S = 0.25
+#: Pages in a row without progress before giving up (rows updated faster than we can page).
+STALL_PAGES = 25
+
+#: "device: 使用设备 0为pc,1为安卓,2为其他,3为ios" — and the example's own "iOS"/"Android".
+DEVICE_LABELS = {
+    "0": "PC",
+    "1": "Android",
+    "2": "other",
+    "3": "iOS",
+    "pc": "PC",
+    "android": "Android",
+    "ios": "iOS",
+    "other": "other",
+    "其他": "other",
+    "安卓": "Android",
+}
+RATE_LIMIT_WORDS = ("频繁", "频率", "限流", "too many", "rate limit")
 
 
-def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type]:
-    """No streams yet."""
-    return []
+def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
+    """The stream is active when the ``nuoyun`` object is present (its credentials are free-form)."""
+    return [NuoyunUserDurationsStream] if isinstance(config.get("nuoyun"), dict) else []
+
+
+def device_label(raw: str | None) -> str | None:
+    """The label of a device code (0 PC, 1 Android, 2 other, 3 iOS) or of a label already sent.
+
+    Empty or missing: ``None``. An unknown number: ``None`` (we do not guess a code). Unknown
+    text (e.g. a new platform name): the text itself, since the provider sent a label.
+    """
+    if not raw:
+        return None
+    label = DEVICE_LABELS.get(raw)
+    if label is not None:
+        return label
+    text = raw.strip()
+    label = DEVICE_LABELS.get(text.lower())
+    if label is not None:
+        return label
+    if not text or text.lstrip("-").isdigit():
+        return None
+    return text
+
+
+def local_time(value: t.Any, tz: tzinfo) -> str | None:
+    """``2025-09-16 15:06:06`` (provider-local) to ``2025-09-16T15:06:06+08:00``.
+
+    ``datetime.fromisoformat`` reads the document's form quickly; anything else goes through
+    the general parser, which raises ``ValueError`` rather than pass a bad value.
+    """
+    if not value or (isinstance(value, str) and value.startswith("0000-00-00")):
+        return None
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = parse_datetime(text, tz)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.isoformat()
+
+
+def best_page(target: int, cap: int) -> tuple[int, int]:
+    """The (page, page_size) whose page starts at or before row ``target`` and ends furthest.
+
+    Page ``p`` of size ``q`` holds rows ``[(p-1)q, pq)``. Without moving rows ``target`` is a
+    multiple of ``cap`` and the answer is the plain next page. After rows moved, a page size
+    a little under ``cap`` usually reaches almost ``cap`` rows past ``target``; ties go to
+    the smaller size (fewer rows read twice).
+    """
+    cap = max(1, cap)
+    target = max(0, target)
+    if target % cap == 0:
+        return target // cap + 1, cap
+    best_page_no, best_size, best_end = 1, cap, -1
+    for size in range(cap, 0, -1):
+        page = target // size + 1
+        end = page * size
+        if end >= best_end:
+            best_page_no, best_size, best_end = page, size, end
+    return best_page_no, best_size
+
+
+@dataclass
+class Frontier:
+    """Which leading rows of the window, in the provider's current order, are known to be read.
+
+    ``rows`` leading rows are read. When ``data.total`` falls by ``d`` between two answers,
+    up to ``d`` rows before the frontier left the window and the rows after them moved up by
+    as many places, so only ``rows - d`` leading rows are still known read. A page that
+    starts at or before that point extends the frontier to its end; a page that starts
+    after it leaves a gap, and the next page starts inside the gap.
+
+    ``progress`` (frontier plus every row that left) never falls; while it grows, paging gets
+    somewhere. It is bounded (a row leaves a window once), so paging ends.
+    """
+
+    rows: int = 0
+    total: int | None = None
+    last_drop: int = 0
+    left: int = 0
+
+    @property
+    def progress(self) -> int:
+        return self.rows + self.left
+
+    def absorb(self, offset: int, count: int, total: int) -> int:
+        """Take in one answer (its first row's offset, rows, total); returns the drop seen."""
+        drop = self.total - total if self.total is not None and total < self.total else 0
+        known = max(0, self.rows - drop)
+        self.rows = max(known, offset + count) if offset <= known else known
+        self.left += drop
+        self.total = total
+        self.last_drop = drop
+        return drop
+
+    def done(self) -> bool:
+        return self.total is not None and self.rows >= self.total
+
+
+class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
+    """Tokens are ``(page, page_size)``, chosen from the frontier after every answer."""
+
+    def __init__(self, stream: NuoyunUserDurationsStream, start: tuple[int, int]) -> None:
+        super().__init__(start)
+        self._stream = stream
+
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        """An empty page after rows left the window may still leave rows unread: ask the frontier."""
+        return True
+
+    def has_more(self, response: requests.Response) -> bool:
+        return self._stream.absorb_page(response, self.current_value)
+
+    def get_next(self, response: requests.Response) -> tuple[int, int]:
+        return self._stream.next_token()
+
+    def advance(self, response: requests.Response) -> None:
+        """Move on, then save the next page (and the frontier) and emit the state."""
+        super().advance(response)
+        if not self.finished:
+            page, size = self.current_value
+            self._stream._page_size_in_use = size
+            self._stream.page_done(page)
+
+
+class NuoyunUserDurationsStream(LivestreamStream):
+    """One row per viewer per room, with stay, live and playback seconds, by update time."""
+
+    name = "nuoyun_user_durations"
+    provider_key = "nuoyun"
+    provider_name = "Nuoyun"
+    path = PATH
+    http_method = "POST"
+    payload_as_json = True
+    primary_keys = ("room_id", "wechat_user_space_id")
+    replication_key = "update_window_end"
+    # The document sets no range limit; one window keeps calls at ceil(rows / 500).
+    max_window = None
+    # Rows still being written (and gateway clock skew) land in the next window.
+    end_lag = timedelta(minutes=5)
+    default_page_size = MAX_PAGE_SIZE
+    max_page_size = MAX_PAGE_SIZE
+    # Rows are decoded JSON (str/int/objects) and post_process writes strings, so the SDK's
+    # per-field conformance pass has nothing to convert; at 200,000 rows it was 40% of the run.
+    # Unknown top-level fields are still dropped, with one warning (see post_process).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    credential_hint = (
+        "check that nuoyun.headers and/or nuoyun.body carry the credentials your Nuoyun gateway expects"
+    )
+
+    schema = th.PropertiesList(
+        th.Property("room_id", th.IntegerType, required=True, description="直播间ID (room id)."),
+        th.Property("wechat_user_space_id", th.IntegerType, required=True, description="用户ID (viewer id)."),
+        th.Property("wechat_user_name", th.StringType, description="用户昵称 (nickname)."),
+        th.Property("wechat_user_photo", th.StringType, description="用户头像 (avatar URL)."),
+        th.Property("stay_duration", th.IntegerType, description="在线时长 (seconds online)."),
+        th.Property("ip", th.StringType, description="最近访问IP (last IP)."),
+        th.Property("third_uuid", th.StringType, description="三方系统用户ID (third-party user id)."),
+        th.Property(
+            "third_wechat_info",
+            th.ObjectType(
+                th.Property("authorizer_appid", th.StringType),
+                th.Property("openid", th.StringType),
+                th.Property("unionid", th.StringType),
+                additional_properties=True,
+            ),
+            description="第三方微信信息 (third-party WeChat account).",
+        ),
+        th.Property("live_duration", th.IntegerType, description="直播时长 (seconds watched live)."),
+        th.Property(
+            "playback_duration", th.IntegerType, description="回放时长 (seconds watched as playback)."
+        ),
+        th.Property(
+            "channel_info",
+            th.ObjectType(
+                th.Property("channel_id", th.IntegerType),
+                th.Property("channel_name", th.StringType),
+                th.Property("store_id", th.StringType),
+                additional_properties=True,
+            ),
+            description="门店渠道归属信息 (store/channel the viewer belongs to).",
+        ),
+        th.Property("invited_wechat_user_space_id", th.IntegerType, description="邀请用户ID (inviter)."),
+        th.Property("invited_name", th.StringType, description="邀请用户昵称 (inviter nickname)."),
+        th.Property(
+            "first_visit_time", th.DateTimeType, description="初次访问时间, provider-local time with offset."
+        ),
+        th.Property(
+            "last_visit_time", th.DateTimeType, description="Last visit, provider-local time with offset."
+        ),
+        th.Property("area", th.StringType, description="IP地址 (region of the IP)."),
+        th.Property(
+            "device",
+            th.StringType,
+            description="使用设备 as sent: a code (0 PC, 1 Android, 2 other, 3 iOS) or a label.",
+        ),
+        th.Property("device_label", th.StringType, description="Label of device: PC, Android, other, iOS."),
+        th.Property(
+            "update_window_end",
+            th.DateTimeType,
+            description=(
+                "End of the update-time window the row was read in: rows carry no update time, so "
+                "this bounds it (the row's update time was at most this). Replication key."
+            ),
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._frontier = Frontier()
+        self._page_cap = self.page_size
+        self._window_end_text: str | None = None
+        self._stalled_pages = 0
+        self._best_progress = 0
+        self._total_warned = False
+        self._known_fields = frozenset(self.schema["properties"])
+        self._unknown_warned: set[str] = set()
+
+    # ----------------------------------------------------------------- configuration
+
+    @property
+    def url_base(self) -> str:
+        """``nuoyun.base_url``, default the documented gateway."""
+        return str(self.provider_config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def http_headers(self) -> dict:
+        """``nuoyun.headers`` on every request (the document does not name the auth headers)."""
+        headers = dict(super().http_headers)
+        headers.update({str(k): str(v) for k, v in (self.provider_config.get("headers") or {}).items()})
+        return headers
+
+    @cached_property
+    def rate_limiter(self) -> SlidingWindowRateLimiter:
+        """One limiter for the stream, so every partition shares the 10-second allowance."""
+        calls = int(self.provider_config.get("max_requests_per_10s") or RATE_LIMIT_CALLS)
+        return SlidingWindowRateLimiter(max(1, calls), RATE_LIMIT_PERIOD_S + RATE_LIMIT_MARGIN_S)
+
+    @property
+    def call_guards(self) -> list[CallGuard]:
+        return [self.rate_limiter]
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        """One per ``nuoyun.wechat_user_space_ids`` entry; none (the whole account) when empty."""
+        ids = self.provider_config.get("wechat_user_space_ids") or []
+        return [{"wechat_user_space_id": int(i)} for i in ids] or None
+
+    # ------------------------------------------------------------------- windows
+
+    def planned_windows(self, context: Context | None) -> t.Iterator[tuple[t.Any, int]]:
+        """The base's windows; an unfinished one resumes with its frontier and last total."""
+        progress = dict(self.partition_state(context).get("progress") or {})
+        for index, (window, first_page) in enumerate(super().planned_windows(context)):
+            if index == 0 and progress:
+                size = int(progress.get("page_size") or self.page_size)
+                rows = int(progress.get("frontier", (first_page - 1) * size))
+                total = progress.get("total")
+                self._frontier = Frontier(rows=rows, total=int(total) if total is not None else None)
+            else:
+                self._frontier = Frontier()
+            self._page_cap = self.page_size
+            self._stalled_pages = 0
+            self._best_progress = self._frontier.progress
+            self._window_end_text = to_rfc3339(window.end)
+            yield window, first_page
+
+    def save_progress(self, context: Context | None, window: t.Any, next_page: int) -> None:
+        """The base's progress plus the frontier and the last total (to see rows that left meanwhile)."""
+        super().save_progress(context, window, next_page)
+        progress = self.partition_state(context)["progress"]
+        progress["frontier"] = self._frontier.rows
+        progress["total"] = self._frontier.total
+
+    # -------------------------------------------------------------------- request
+
+    def get_new_paginator(self) -> FrontierPaginator:
+        return FrontierPaginator(self, (self._first_page, self._page_size_in_use))
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        return {}
+
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: tuple[int, int] | None
+    ) -> dict[str, t.Any]:
+        """``nuoyun.body`` plus the documented query; the window is sent inclusive at both ends.
+
+        The document does not say whether the bounds are inclusive. Sending the window's own
+        bounds means a row updated exactly on a boundary second may come in two windows
+        (a duplicate by key) and is never lost if either end is inclusive.
+        """
+        assert self._window is not None
+        page, size = next_page_token or (1, self._page_size_in_use)
+        body: dict[str, t.Any] = dict(self.provider_config.get("body") or {})
+        body.update(
+            page=page,
+            page_size=size,
+            sort="asc",
+            update_time_start=int(self._window.start.timestamp()),
+            update_time_end=int(self._window.end.timestamp()),
+        )
+        if context and context.get("wechat_user_space_id") is not None:
+            body["wechat_user_space_id"] = int(context["wechat_user_space_id"])
+        return body
+
+    # ---------------------------------------------------------------------- answers
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        """Rows are in ``data.list``."""
+        data = body.get("data") if isinstance(body, dict) else None
+        rows = data.get("list") if isinstance(data, dict) else None
+        return rows if isinstance(rows, list) else []
+
+    def page_facts(self, response: requests.Response) -> PageFacts:
+        body = self.decode(response)
+        data = body.get("data") if isinstance(body, dict) else None
+        total = data.get("total") if isinstance(data, dict) else None
+        return PageFacts(rows=len(self.rows_of(body)), total=_int_or_none(total))
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """``code`` 200 is success; a rate-limit code is retried; anything else fails with ``msg``."""
+        body = self.decode(response)
+        if not isinstance(body, dict):
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"HTTP {response.status_code} without a {{code, msg, data}} object",
+                    f"check nuoyun.base_url points at the Nuoyun gateway (now {self.url_base})",
+                )
+            )
+        code = body.get("code")
+        message = self.one_line(str(body.get("msg") or ""))
+        if _int_or_none(code) == 200:
+            data = body.get("data")
+            if not isinstance(data, dict) or not isinstance(data.get("list"), list):
+                raise ProviderAPIError(
+                    self.describe(
+                        self._context,
+                        f"code 200 without data.list: {response.text[:200]}",
+                        "check nuoyun.base_url points at the Nuoyun gateway; report it with the run log",
+                    )
+                )
+            return
+        lowered = message.lower()
+        if _int_or_none(code) == 429 or any(word in lowered for word in RATE_LIMIT_WORDS):
+            raise RetriableAPIError(f"code {code}: {message} (rate limited)", response)
+        action = self.credential_hint if _int_or_none(code) in (401, 403) else None
+        raise ProviderAPIError(
+            self.describe(
+                self._context,
+                f"code {code}: {message or 'no msg'}",
+                action
+                or (
+                    "check the credentials in nuoyun.headers / nuoyun.body and the request settings "
+                    "(page_size 1-500, wechat_user_space_ids); the state resumes at this page"
+                ),
+            )
+        )
+
+    # ---------------------------------------------------------------------- paging
+
+    def absorb_page(self, response: requests.Response, token: tuple[int, int]) -> bool:
+        """Move the frontier with one answer; ``True`` while rows of the window are unread."""
+        page, size = token
+        facts = self.page_facts(response)
+        offset = (page - 1) * size
+        total = facts.total
+        if total is None:
+            if not self._total_warned:
+                self.logger.warning(
+                    "%s: answer without data.total; paging until a short page, moved rows cannot be detected",
+                    self.describe_partition(self._context),
+                )
+                self._total_warned = True
+            total = offset + facts.rows + (1 if facts.rows >= size else 0)
+        before = self._frontier.total
+        drop = self._frontier.absorb(offset, facts.rows, total)
+        if before is not None and total > before:
+            self.logger.warning(
+                "%s: data.total rose from %d to %d inside window %s .. %s, which ends in the past; "
+                "rows written late may be missed, re-run with an earlier start_date to re-read them",
+                self.describe_partition(self._context),
+                before,
+                total,
+                to_rfc3339(self._window.start) if self._window else "?",
+                self._window_end_text,
+            )
+        if drop:
+            self.logger.info(
+                "%s: data.total fell from %d to %d: %d row(s) were updated and left the window "
+                "(they come in the next window); rows after them moved up, re-reading from row %d",
+                self.describe_partition(self._context),
+                before,
+                total,
+                drop,
+                self._frontier.rows,
+            )
+        if facts.rows < size and offset + facts.rows < total and facts.rows > 0:
+            self._page_cap = facts.rows  # the gateway serves fewer rows than asked: page by what it serves
+        if self._frontier.done():
+            return False
+        if self._frontier.progress > self._best_progress:
+            self._best_progress = self._frontier.progress
+            self._stalled_pages = 0
+        else:
+            self._stalled_pages += 1
+            if self._stalled_pages >= STALL_PAGES:
+                raise ProviderAPIError(
+                    self.describe(
+                        self._context,
+                        f"rows are updated faster than they can be paged: {STALL_PAGES} pages without "
+                        f"progress (data.total now {total})",
+                        "run again later or with an earlier end_date; the state resumes this window",
+                    )
+                )
+        return True
+
+    def next_token(self) -> tuple[int, int]:
+        """Start at or before the frontier, less the last drop (rows may leave again meanwhile)."""
+        target = max(0, self._frontier.rows - self._frontier.last_drop)
+        return best_page(target, min(self._page_cap, self.page_size))
+
+    # ---------------------------------------------------------------------- records
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Device label, RFC 3339 times, objects for empty nested values, the window end."""
+        raw = row.get("device")
+        if raw is not None and not isinstance(raw, str):
+            raw = str(raw)
+            row["device"] = raw
+        row["device_label"] = device_label(raw)
+        tz = self.tz
+        try:
+            row["first_visit_time"] = local_time(row.get("first_visit_time"), tz)
+            row["last_visit_time"] = local_time(row.get("last_visit_time"), tz)
+        except ValueError as error:
+            raise ProviderAPIError(
+                self.describe(
+                    context,
+                    f"unreadable visit time in room_id={row.get('room_id')} "
+                    f"wechat_user_space_id={row.get('wechat_user_space_id')}: {error}",
+                    "report it with the run log; the state resumes at this page",
+                )
+            ) from None
+        # PHP gateways send an empty object as []: keep the documented object type.
+        if row.get("channel_info") == []:
+            row["channel_info"] = {}
+        if row.get("third_wechat_info") == []:
+            row["third_wechat_info"] = {}
+        row["update_window_end"] = self._window_end_text
+        if len(row) != len(self._known_fields) or not self._known_fields.issuperset(row):
+            self._drop_unknown(row)
+        return row
+
+    def _drop_unknown(self, row: dict) -> None:
+        """Fields the document does not list are left out, with one warning per field name."""
+        for name in [name for name in row if name not in self._known_fields]:
+            del row[name]
+            if name not in self._unknown_warned:
+                self._unknown_warned.add(name)
+                self.logger.warning(
+                    "%s: field %r is not in the document's list; it is left out of the records",
+                    self.describe_partition(None),
+                    name,
+                )
+
+
+def _int_or_none(value: t.Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["Frontier", "NuoyunUserDurationsStream", "active_stream_types", "best_page", "device_label"]

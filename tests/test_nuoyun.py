@@ -1,0 +1,417 @@
+"""Nuoyun user durations against the sandbox, through the real tap CLI.
+
+What a user relies on (document 002 and issue 4): every row of the account arrives once per
+key at ceil(rows / 500) calls; rows updated while we page are never lost (they come in this
+run or in the next window); the gateway never sees more than ``max_requests_per_10s`` calls
+in any 10 seconds ("频率限制:10秒1000次"); ``code`` other than 200 is a clear one-line error
+that never shows a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import TAP, run_tap
+from sandbox import Fault, Sandbox
+from sandbox import nuoyun as ny
+from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.guards import SlidingWindowRateLimiter
+from tap_livestream_viewers.providers.nuoyun import Frontier, best_page, device_label
+from tap_livestream_viewers.tap import TapLivestreamViewers
+
+UTC = timezone.utc
+FIXTURES = Path(__file__).parent / "fixtures"
+STREAM = "nuoyun_user_durations"
+START = "2026-08-01T00:00:00Z"
+END = "2026-11-05T00:00:00Z"  # after every generated update time, before "now"
+
+
+def make_config(base_url: str, data: ny.NuoyunData, **overrides) -> dict:
+    config = {
+        "start_date": START,
+        "end_date": END,
+        "backoff_base_seconds": 0.05,
+        "nuoyun": ny.tap_config(data, base_url),
+    }
+    config.update(overrides)
+    return config
+
+
+def keys_of(records: list[dict]) -> list[tuple[int, int]]:
+    return [(r["room_id"], r["wechat_user_space_id"]) for r in records]
+
+
+def ordered_keys(data: ny.NuoyunData) -> list[tuple[int, int]]:
+    """The rows in the sandbox's ascending order (update time, room, user)."""
+    return [k for k, _ in sorted(data.update_time.items(), key=lambda item: (item[1], *item[0]))]
+
+
+#: The gateway's clock in the moving-rows tests: after END, and well before the tap's "now less
+#: its lag", so a follow-up run without end_date reads the window the moved rows went to.
+GATEWAY_NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def gateway() -> Iterator[Sandbox]:
+    """A sandbox whose clock (the update time moved rows get) is GATEWAY_NOW."""
+    with Sandbox(now=GATEWAY_NOW) as box:
+        yield box
+
+
+def follow_up_config(base_url: str, data: ny.NuoyunData) -> dict:
+    """No end_date: the window runs from the bookmark to now less the lag."""
+    config = make_config(base_url, data)
+    config.pop("end_date")
+    return config
+
+
+def max_calls_in_any_span(times: list[float], span: float) -> int:
+    times = sorted(times)
+    return max((sum(1 for t in times if start <= t <= start + span) for start in times), default=0)
+
+
+# ------------------------------------------------------------------------- volume
+
+
+def test_200k_rows_arrive_exactly_once_each_in_400_calls(tmp_path):
+    with Sandbox() as box:
+        data = ny.register(box, ny.NuoyunData(rows=200_000))
+        run = run_tap(tmp_path, make_config(box.base_url, data), timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        keys = keys_of(run.records(STREAM))
+        assert len(keys) == 200_000
+        assert set(keys) == data.keys  # each row once, none missing
+        calls = box.calls_to(ny.PATH)
+        assert len(calls) == 400
+        bodies = [call.json() for call in calls]
+        assert [b["page"] for b in bodies] == list(range(1, 401))
+        assert all(b["page_size"] == 500 and b["sort"] in ("asc", "desc") for b in bodies)
+        assert {(b["update_time_start"], b["update_time_end"]) for b in bodies} == {
+            (
+                int(datetime.fromisoformat(START).timestamp()),
+                int(datetime.fromisoformat(END).timestamp()),
+            )
+        }
+        assert data.max_calls_in_period <= 1000 and data.rate_limited == 0
+        bookmark = run.last_state["bookmarks"][STREAM]
+        assert bookmark["replication_key_value"] == "2026-11-05T00:00:00+00:00"
+        assert "progress" not in bookmark
+
+
+# ------------------------------------------------------------------- record shape
+
+
+def test_records_carry_every_documented_field_labels_and_rfc3339_times(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=1200))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records(STREAM)
+    assert len(records) == 1200
+    labels = {"0": "PC", "1": "Android", "2": "other", "3": "iOS", "iOS": "iOS", "Android": "Android"}
+    seen_raw = set()
+    for record in records:
+        source = data.by_key[(record["room_id"], record["wechat_user_space_id"])]
+        for field in ("wechat_user_name", "stay_duration", "ip", "third_uuid", "live_duration"):
+            assert record[field] == source[field]
+        assert record["channel_info"] == source["channel_info"]
+        assert record["third_wechat_info"] == source["third_wechat_info"]
+        raw = source["device"]
+        assert record["device"] == str(raw)  # the raw value, always a string
+        seen_raw.add(record["device"])
+        assert record["device_label"] == (labels[str(raw)] if raw != "" else None)
+        first = datetime.fromisoformat(record["first_visit_time"])
+        assert first.utcoffset() == timedelta(hours=8)  # provider-local China time, with offset
+        assert record["first_visit_time"][:19].replace("T", " ") == source["first_visit_time"]
+        assert record["update_window_end"] == "2026-11-05T00:00:00+00:00"
+    assert {"0", "1", "2", "3", "iOS", "Android", ""} <= seen_raw
+    schema = next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == STREAM)
+    assert schema["key_properties"] == ["room_id", "wechat_user_space_id"]
+    properties = schema["schema"]["properties"]
+    for field in ("first_visit_time", "last_visit_time", "update_window_end"):
+        assert properties[field].get("format") == "date-time"
+    assert set(properties["channel_info"]["properties"]) == {"channel_id", "channel_name", "store_id"}
+    assert set(properties["third_wechat_info"]["properties"]) == {"authorizer_appid", "openid", "unionid"}
+
+
+def test_document_example_parses_and_shapes_as_written():
+    tap = TapLivestreamViewers(config={"start_date": START, "nuoyun": {}}, validate_config=True)
+    stream = tap.streams[STREAM]
+    body = tolerant_json.loads((FIXTURES / "nuoyun_example.json").read_bytes())
+    assert body["code"] == 200 and body["data"]["total"] == 21451
+    rows = [stream.post_process(dict(r), None) for r in body["data"]["list"]]
+    assert len(rows) == 10
+    first = rows[0]
+    assert first["first_visit_time"] == "2025-09-16T15:06:06+08:00"
+    assert first["last_visit_time"] == "2025-09-16T15:06:06+08:00"
+    assert first["device"] == "iOS" and first["device_label"] == "iOS"
+    assert first["channel_info"] == {"channel_id": 3128527, "channel_name": "袁", "store_id": ""}
+    assert first["third_wechat_info"] == {}
+    assert rows[7]["device"] == "Android" and rows[7]["device_label"] == "Android"
+    assert rows[5]["device"] == "" and rows[5]["device_label"] is None
+    assert rows[5]["channel_info"] == {}
+    # the same viewer in two rooms: two rows, two keys
+    keys = keys_of(rows)
+    assert keys.count((384545650, 20401797)) == 1 and keys.count((1151766938, 20401797)) == 1
+    assert len(set(keys)) == 10
+
+
+# ------------------------------------------------------------------ moving rows
+
+
+def test_rows_updated_mid_sync_are_never_lost(gateway, tmp_path):
+    """After page 3, 40 rows already served are updated: naive paging would skip 40 rows."""
+    data = ny.register(gateway, ny.NuoyunData(rows=5000, move_after_page=3, move_count=40))
+    first = run_tap(tmp_path, make_config(gateway.base_url, data))
+    assert first.returncode == 0, first.stderr
+    moved = set(data.moved)
+    assert len(moved) == 40
+    got = set(keys_of(first.records(STREAM)))
+    assert data.keys - moved <= got  # every row that stayed in the window arrived in this run
+    assert "data.total fell from 5000 to 4960" in first.stderr
+    # a plain walk would have asked 10 pages; the recovery re-read the shifted rows
+    assert len(gateway.calls_to(ny.PATH)) > 10
+
+    second = run_tap(tmp_path, follow_up_config(gateway.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    again = set(keys_of(second.records(STREAM)))
+    assert moved <= again  # the moved rows come in the window they moved to
+    assert got | again == data.keys
+
+
+def test_rows_updated_after_every_page_are_never_lost(gateway, tmp_path):
+    """Constant churn: 60 served rows updated after every page; paging still ends, nothing lost."""
+    data = ny.register(gateway, ny.NuoyunData(rows=10_000, churn_per_page=60))
+    first = run_tap(tmp_path, make_config(gateway.base_url, data))
+    assert first.returncode == 0, first.stderr
+    got = set(keys_of(first.records(STREAM)))
+    moved_in_first = set(data.moved)
+    assert data.keys - moved_in_first <= got
+    calls = len(gateway.calls_to(ny.PATH))
+    assert calls <= 2 * math.ceil(10_000 / 500)  # progress every page, not a loop
+
+    data.churn_per_page = 0
+    second = run_tap(tmp_path, follow_up_config(gateway.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert got | set(keys_of(second.records(STREAM))) == data.keys
+
+
+def test_killed_run_resumes_with_its_frontier_even_after_rows_moved_meanwhile(gateway, tmp_path):
+    data = ny.register(gateway, ny.NuoyunData(rows=3000))
+    gateway.latency_s = 0.05
+    config = make_config(gateway.base_url, data)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    emitted: list[dict] = []
+    states: list[dict] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted.append(message["record"])
+        elif message["type"] == "STATE":
+            states.append(message["value"])
+            if len(states) == 3:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    progress = states[-1]["bookmarks"][STREAM]["progress"]
+    assert progress["next_page"] == 4 and progress["frontier"] == 1500 and progress["total"] == 3000
+
+    # between the runs, 25 viewers of the pages already read come back
+    now = gateway.now()
+    served = ordered_keys(data)[:1500]
+    for key in served[::60]:
+        data.touch(key, now)
+    moved = set(data.moved)
+    gateway.latency_s = 0
+    gateway.reset_calls()
+    rerun = run_tap(tmp_path, config, state=states[-1])
+    assert rerun.returncode == 0, rerun.stderr
+    assert gateway.calls_to(ny.PATH)[0].json()["page"] == 4  # resumes, not from page 1
+    got = set(keys_of(emitted)) | set(keys_of(rerun.records(STREAM)))
+    assert data.keys - moved <= got
+    assert "data.total fell from 3000 to 2975" in rerun.stderr  # seen against the saved total
+    follow_up = run_tap(tmp_path, follow_up_config(gateway.base_url, data), state=rerun.last_state)
+    assert got | set(keys_of(follow_up.records(STREAM))) == data.keys
+
+
+# -------------------------------------------------------------------- increments
+
+
+def test_second_run_starts_at_the_bookmark_and_boundary_rows_are_kept(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=2000))
+    # end the first run exactly on a row's update time: that row must not fall between windows
+    boundary = sorted(data.update_time.values())[1000]
+    end_1 = datetime.fromtimestamp(boundary, UTC).isoformat()
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=end_1))
+    assert first.returncode == 0, first.stderr
+    assert first.last_state["bookmarks"][STREAM]["replication_key_value"] == end_1
+    sandbox.reset_calls()
+    second = run_tap(tmp_path, follow_up_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    bodies = [call.json() for call in sandbox.calls_to(ny.PATH)]
+    assert {b["update_time_start"] for b in bodies} == {boundary}
+    # no end_date: the window ends a little in the past (rows still being written come next time)
+    end_2 = bodies[0]["update_time_end"]
+    assert time.time() - 10 * 60 < end_2 < time.time() - 60
+    got = set(keys_of(first.records(STREAM))) | set(keys_of(second.records(STREAM)))
+    assert got == data.keys
+
+
+def test_one_partition_per_configured_user(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=800))
+    users = data.user_ids()[3:6]
+    config = make_config(sandbox.base_url, data)
+    config["nuoyun"]["wechat_user_space_ids"] = users
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    expected = {k for k in data.keys if k[1] in users}
+    assert set(keys_of(run.records(STREAM))) == expected
+    assert sorted(call.json()["wechat_user_space_id"] for call in sandbox.calls_to(ny.PATH)) == users
+    partitions = run.last_state["bookmarks"][STREAM]["partitions"]
+    assert sorted(p["context"]["wechat_user_space_id"] for p in partitions) == users
+
+
+# --------------------------------------------------------------------- rate limit
+
+
+def test_never_more_than_max_requests_in_any_10_seconds(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=4000, rate_limit=4))  # 8 pages
+    config = make_config(sandbox.base_url, data)
+    config["nuoyun"]["max_requests_per_10s"] = 4
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    assert len(set(keys_of(run.records(STREAM)))) == 4000
+    calls = sandbox.calls_to(ny.PATH)
+    assert len(calls) == 8
+    assert data.rate_limited == 0  # the client waited; the gateway never had to refuse
+    assert data.max_calls_in_period <= 4
+    assert max_calls_in_any_span([c.at for c in calls], 10.0) <= 4
+    assert calls[4].at - calls[0].at >= 10.0
+
+
+def test_rate_limit_code_and_http_429_back_off_and_retry(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=1500))
+    limited = {"code": 429, "msg": "请求过于频繁，10秒最多1000次", "data": None}
+    sandbox.add_fault(Fault(path=ny.PATH, kind="status", status=200, body=limited, count=1, after=1))
+    sandbox.add_fault(Fault(path=ny.PATH, kind="status", status=429, body=limited, count=1, after=2))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert set(keys_of(run.records(STREAM))) == data.keys
+    calls = sandbox.calls_to(ny.PATH)
+    assert [c.fault for c in calls] == [None, "status", "status", None, None]
+    assert "retrying" in run.stderr
+
+
+def test_sandbox_refuses_calls_over_its_limit(sandbox, tmp_path):
+    """The emulation enforces the documented limit: the tap set above it still gets every row."""
+    data = ny.register(sandbox, ny.NuoyunData(rows=1500, rate_limit=2, rate_period=1.0))
+    config = make_config(sandbox.base_url, data, backoff_base_seconds=0.5)
+    config["nuoyun"]["max_requests_per_10s"] = 100
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    assert data.rate_limited >= 1
+    assert set(keys_of(run.records(STREAM))) == data.keys
+
+
+# ----------------------------------------------------------------- credentials
+
+
+def test_credentials_work_as_a_header_or_as_a_body_field(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=600))
+    as_header = make_config(sandbox.base_url, data)
+    assert run_tap(tmp_path, as_header).returncode == 0
+    as_body = make_config(sandbox.base_url, data)
+    as_body["nuoyun"].pop("headers")
+    as_body["nuoyun"]["body"] = {"access_token": data.token}
+    run = run_tap(tmp_path, as_body)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records(STREAM)) == 600
+    assert sandbox.calls_to(ny.PATH)[-1].json()["access_token"] == data.token
+
+
+def test_wrong_credentials_fail_at_once_with_one_clear_line_and_no_secret(sandbox, tmp_path):
+    data = ny.register(sandbox, ny.NuoyunData(rows=100))
+    config = make_config(sandbox.base_url, data)
+    config["nuoyun"]["headers"] = {"Authorization": "Bearer wrong-header-secret-42"}
+    config["nuoyun"]["body"] = {"access_token": "wrong-body-secret-43"}
+    config["nuoyun"]["wechat_user_space_ids"] = [data.user_ids()[0]]
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len(sandbox.calls_to(ny.PATH)) == 1  # code 400 is not retried
+    lines = [line for line in run.stderr.splitlines() if "code 400" in line]
+    assert lines, run.stderr
+    line = lines[0]
+    for part in (
+        "Nuoyun",
+        STREAM,
+        f"wechat_user_space_id={data.user_ids()[0]}",
+        "鉴权失败",
+        "What to do",
+        "nuoyun.headers",
+    ):
+        assert part in line
+    everything = run.stderr + json.dumps(run.messages, ensure_ascii=False)
+    assert "wrong-header-secret-42" not in everything and "wrong-body-secret-43" not in everything
+
+
+# -------------------------------------------------------------------- unit level
+
+
+def test_device_codes_and_labels():
+    assert [device_label(c) for c in ("0", "1", "2", "3")] == ["PC", "Android", "other", "iOS"]
+    assert device_label("iOS") == "iOS" and device_label("android") == "Android"
+    assert device_label("") is None and device_label(None) is None
+    assert device_label("7") is None  # an unknown code is not guessed
+    assert device_label("HarmonyOS") == "HarmonyOS"  # an unknown label is kept as sent
+
+
+def test_best_page_is_the_plain_next_page_without_moves_and_never_skips_after_them():
+    assert best_page(0, 500) == (1, 500)
+    assert best_page(1500, 500) == (4, 500)
+    for target in (1, 499, 1460, 1499, 12345, 199_999):
+        page, size = best_page(target, 500)
+        assert (page - 1) * size <= target < page * size  # starts at or before the first unread row
+        assert page * size - target >= 400  # and still reads well ahead
+
+
+def test_frontier_shrinks_by_rows_that_left_and_stops_only_when_all_read():
+    frontier = Frontier()
+    frontier.absorb(0, 500, 5000)
+    frontier.absorb(500, 500, 5000)
+    assert frontier.rows == 1000
+    # 40 rows before the frontier left: page 3 (rows 1000..1499 now) starts after the unread 960..999
+    assert frontier.absorb(1000, 500, 4960) == 40
+    assert frontier.rows == 960 and not frontier.done()
+    frontier.absorb(950, 500, 4960)
+    assert frontier.rows == 1450
+    frontier.absorb(4500, 460, 4960)  # a page after a gap does not move the frontier
+    assert frontier.rows == 1450 and not frontier.done()
+
+
+def test_rate_limiter_holds_bursts_and_retries_to_the_limit():
+    clock = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    limiter = SlidingWindowRateLimiter(4, 10.25, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(13):  # a burst, as a fast gateway and retries would produce
+        limiter.before_call()
+        sent.append(clock[0])
+        clock[0] += 0.01
+    assert max_calls_in_any_span(sent, 10.0) <= 4
+    assert sent[4] - sent[0] >= 10.0 and sent[12] - sent[8] >= 10.0
