@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import TAP, run_tap
 from sandbox import Fault, Sandbox
@@ -185,6 +186,22 @@ def test_rows_updated_mid_sync_are_never_lost(gateway, tmp_path):
     again = set(keys_of(second.records(STREAM)))
     assert moved <= again  # the moved rows come in the window they moved to
     assert got | again == data.keys
+
+
+def test_moving_mode_makes_naive_paging_skip_rows(gateway):
+    """The hazard is real: walking page numbers 1..10 through the same mode loses rows that stayed."""
+    data = ny.register(gateway, ny.NuoyunData(rows=5000, move_after_page=3, move_count=40))
+    seen: set[tuple[int, int]] = set()
+    window = {
+        "update_time_start": int(datetime.fromisoformat(START).timestamp()),
+        "update_time_end": int(datetime.fromisoformat(END).timestamp()),
+    }
+    for page in range(1, 11):
+        body = {"access_token": data.token, "page": page, "page_size": 500, "sort": "asc", **window}
+        answer = requests.post(gateway.base_url + ny.PATH, json=body, timeout=10).json()
+        seen |= set(keys_of(answer["data"]["list"]))
+    skipped = data.keys - set(data.moved) - seen
+    assert len(skipped) == 40  # rows that never moved, silently skipped by naive paging
 
 
 def test_rows_updated_after_every_page_are_never_lost(gateway, tmp_path):
