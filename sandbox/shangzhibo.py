@@ -9,6 +9,7 @@ anonymous viewers with ``userId`` null. Undocumented but realistic: activity vis
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -44,6 +45,7 @@ class ShangzhiboData:
     activity_page_cap: int = 100
     visits: dict[str, list[dict]] = field(default_factory=dict, init=False)
     user_visits: dict[int, list[dict]] = field(default_factory=dict, init=False)
+    _visit_times: dict[str, tuple[list[datetime], int]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -142,6 +144,14 @@ class ShangzhiboData:
         rows.sort(key=lambda row: row["visitAt"])
         return rows
 
+    def visits_between(self, activity_id: str, started: datetime, ended: datetime) -> list[dict]:
+        """Visits with ``started <= visitAt < ended`` (bisect: the rows are sorted by visitAt)."""
+        rows = self.visits[activity_id]
+        if self._visit_times.get(activity_id, (None, -1))[1] != len(rows):
+            self._visit_times[activity_id] = ([parse_z(r["visitAt"]) for r in rows], len(rows))
+        times = self._visit_times[activity_id][0]
+        return rows[bisect.bisect_left(times, started) : bisect.bisect_left(times, ended)]
+
     def add_user_visit(self, user_id: int, visit_at: datetime) -> dict:
         """A new visit (for incremental tests): it appears first in ``visitAt desc`` order."""
         template = dict(self.user_visits[user_id][-1])
@@ -193,7 +203,7 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
             return _error(400, "startedAt/endedAt must be ISO-8601 in GMT, e.g. 2019-06-21T01:52:12.736Z")
         if ended - started > MAX_RANGE:
             return _error(400, "最多支持查询 7 天范围内的数据")
-        rows = [r for r in data.visits[activity_id] if started <= parse_z(r["visitAt"]) < ended]
+        rows = data.visits_between(activity_id, started, ended)
         items = rows[(page - 1) * size : page * size]
         return Response(
             200,

@@ -30,6 +30,7 @@ from functools import cached_property
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 
@@ -100,6 +101,10 @@ class LivestreamStream(RESTStream[int]):
 
     # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
     STATE_MSG_FREQUENCY = 10**12
+    # Provider modules emit JSON-native values that already match the schema (times as RFC
+    # 3339 text, numbers as numbers), so the SDK's per-value conforming, a fifth of the run
+    # time in a profile, is replaced by a projection onto the schema's properties below.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -293,6 +298,15 @@ class LivestreamStream(RESTStream[int]):
             stop.resets_at.isoformat(),
         )
         self.emit_state()
+
+    @cached_property
+    def _schema_properties(self) -> tuple[str, ...]:
+        return tuple(self.schema.get("properties", {}))
+
+    def _generate_record_messages(self, record: dict) -> t.Generator:
+        """Keep only the schema's properties (an undocumented new field never reaches a target)."""
+        projected = {name: record[name] for name in self._schema_properties if name in record}
+        yield from super()._generate_record_messages(projected)
 
     # ----------------------------------------------------------------------- paging
 

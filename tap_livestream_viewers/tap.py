@@ -6,10 +6,10 @@ import typing as t
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_livestream_viewers.client import ProviderAPIError
 from tap_livestream_viewers.providers import PROVIDERS
+from tap_livestream_viewers.writer import StateFlushingWriter
 
 
 def _provider_object(*properties: th.Property, description: str) -> th.ObjectType:
@@ -186,7 +186,7 @@ class TapLivestreamViewers(Tap):
 
     name = "tap-livestream-viewers"
     config_jsonschema = SETTINGS.to_dict()
-    message_writer_class = MsgSpecWriter
+    message_writer_class = StateFlushingWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         #: One-line errors of partitions that failed while the others went on.

@@ -31,18 +31,23 @@ def parse_datetime(value: str, default_tz: tzinfo) -> datetime:
     bare date. Raises ``ValueError`` for anything else, so a bad value never passes silently.
     """
     text = value.strip()
-    parsed: datetime | None = None
-    for fmt in _NAIVE_FORMATS:
-        try:
-            parsed = datetime.strptime(text, fmt)
-            break
-        except ValueError:
-            continue
-    if parsed is None:
+    try:
+        # Fast path (called per record): ISO-8601 in any of the providers' forms.
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        parsed = _parse_naive(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_tz)
     return parsed
+
+
+def _parse_naive(text: str) -> datetime:
+    for fmt in _NAIVE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"not a date-time: {text!r}")
 
 
 def to_rfc3339(moment: datetime) -> str:
