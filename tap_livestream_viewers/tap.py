@@ -12,10 +12,9 @@ from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
 
 
-def _provider_object(*properties: th.Property, description: str) -> th.ObjectType:
-    """A provider's nested settings object (its description goes on the enclosing property)."""
-    del description  # kept at the call site for readers; th.ObjectType takes none
-    return th.ObjectType(*properties)
+def _provider(name: str, *properties: th.Property, description: str) -> th.Property:
+    """A provider's nested settings object; its streams are active only when it is configured."""
+    return th.Property(name, th.ObjectType(*properties), description=description)
 
 
 # Seconds as a number, or as a numeric string: Meltano passes non-integer settings as strings.
@@ -65,118 +64,110 @@ SETTINGS = th.PropertiesList(
         default=60.0,
         description="Longest wait between two retries.",
     ),
-    th.Property(
+    _provider(
         "shangzhibo",
-        _provider_object(
-            th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-            th.Property("base_url", th.StringType, default="https://shangzhibo.tv"),
-            th.Property(
-                "activity_ids",
-                th.ArrayType(th.StringType),
-                description="Activities for shangzhibo_activity_visits (one partition each).",
-            ),
-            th.Property(
-                "agent_id",
-                th.IntegerType,
-                description="Customer (agent) id for shangzhibo_user_visits.",
-            ),
-            th.Property(
-                "user_ids",
-                th.ArrayType(th.IntegerType),
-                description="Users for shangzhibo_user_visits (one partition each).",
-            ),
-            th.Property(
-                "page_size",
-                th.IntegerType,
-                description="Rows per page (activity visits: default 100; user visits: max 1000).",
-            ),
-            description="Shangzhibo (上直播). Its streams are active when access_token is set.",
+        th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
+        th.Property("base_url", th.StringType, default="https://shangzhibo.tv"),
+        th.Property(
+            "activity_ids",
+            th.ArrayType(th.StringType),
+            description="Activities for shangzhibo_activity_visits (one partition each).",
         ),
+        th.Property(
+            "agent_id",
+            th.IntegerType,
+            description="Customer (agent) id for shangzhibo_user_visits.",
+        ),
+        th.Property(
+            "user_ids",
+            th.ArrayType(th.IntegerType),
+            description="Users for shangzhibo_user_visits (one partition each).",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            description="Rows per page (activity visits: default 100; user visits: max 1000).",
+        ),
+        description="Shangzhibo (上直播). Its streams are active when access_token is set.",
     ),
-    th.Property(
+    _provider(
         "mudu",
-        _provider_object(
-            th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-            th.Property("base_url", th.StringType, default="https://mudu.tv/api"),
-            th.Property(
-                "channel_ids",
-                th.ArrayType(th.StringType),
-                description="Channels (频道) to read (one partition each).",
-            ),
-            th.Property(
-                "page_size",
-                th.IntegerType,
-                default=100,
-                description="perPage: rows per call (max 100).",
-            ),
-            th.Property(
-                "daily_call_limit",
-                th.IntegerType,
-                default=10,
-                description="Calls allowed per access token per China-time day (Mudu: 10).",
-            ),
-            th.Property(
-                "filter_watch_time",
-                th.BooleanType,
-                default=True,
-                description="Leave out viewers who did not watch (filter_watch_time=1).",
-            ),
-            description="Mudu (目睹). Its stream is active when access_token is set.",
+        th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
+        th.Property("base_url", th.StringType, default="https://mudu.tv/api"),
+        th.Property(
+            "channel_ids",
+            th.ArrayType(th.StringType),
+            description="Channels (频道) to read (one partition each).",
         ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=100,
+            description="perPage: rows per call (max 100).",
+        ),
+        th.Property(
+            "daily_call_limit",
+            th.IntegerType,
+            default=10,
+            description="Calls allowed per access token per China-time day (Mudu: 10).",
+        ),
+        th.Property(
+            "filter_watch_time",
+            th.BooleanType,
+            default=True,
+            description="Leave out viewers who did not watch (filter_watch_time=1).",
+        ),
+        description="Mudu (目睹). Its stream is active when access_token is set.",
     ),
-    th.Property(
+    _provider(
         "nuoyun",
-        _provider_object(
-            th.Property("base_url", th.StringType, default="https://gateway.nuoyunapi.com"),
-            th.Property(
-                "headers",
-                th.ObjectType(additional_properties=th.StringType),
-                secret=True,
-                description="Extra HTTP headers on every request (e.g. credentials).",
-            ),
-            th.Property(
-                "body",
-                th.ObjectType(additional_properties=th.AnyType()),
-                secret=True,
-                description="Extra JSON body fields on every request (e.g. credentials).",
-            ),
-            th.Property(
-                "wechat_user_space_ids",
-                th.ArrayType(th.IntegerType),
-                description="Users to read (one partition each); empty: the whole account.",
-            ),
-            th.Property(
-                "page_size",
-                th.IntegerType,
-                default=500,
-                description="Rows per page (max 500).",
-            ),
-            th.Property(
-                "max_requests_per_10s",
-                th.IntegerType,
-                default=1000,
-                description="Client-side limit of calls in any 10-second span.",
-            ),
-            description="Nuoyun (诺云). Its stream is active when this object is set.",
+        th.Property("base_url", th.StringType, default="https://gateway.nuoyunapi.com"),
+        th.Property(
+            "headers",
+            th.ObjectType(additional_properties=th.StringType),
+            secret=True,
+            description="Extra HTTP headers on every request (e.g. credentials).",
         ),
+        th.Property(
+            "body",
+            th.ObjectType(additional_properties=th.AnyType()),
+            secret=True,
+            description="Extra JSON body fields on every request (e.g. credentials).",
+        ),
+        th.Property(
+            "wechat_user_space_ids",
+            th.ArrayType(th.IntegerType),
+            description="Users to read (one partition each); empty: the whole account.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=500,
+            description="Rows per page (max 500).",
+        ),
+        th.Property(
+            "max_requests_per_10s",
+            th.IntegerType,
+            default=1000,
+            description="Client-side limit of calls in any 10-second span.",
+        ),
+        description="Nuoyun (诺云). Its stream is active when this object is set.",
     ),
-    th.Property(
+    _provider(
         "talkcloud",
-        _provider_object(
-            th.Property("key", th.StringType, secret=True, description="Enterprise key (企业Key)."),
-            th.Property("base_url", th.StringType, default="https://global.talk-cloud.net"),
-            th.Property(
-                "serials",
-                th.ArrayType(th.StringType),
-                description="Room numbers (one partition each).",
-            ),
-            th.Property(
-                "thirdroomids",
-                th.ArrayType(th.StringType),
-                description="Custom room numbers (one partition each).",
-            ),
-            description="Talk-cloud (拓课云). Its streams are active when key is set.",
+        th.Property("key", th.StringType, secret=True, description="Enterprise key (企业Key)."),
+        th.Property("base_url", th.StringType, default="https://global.talk-cloud.net"),
+        th.Property(
+            "serials",
+            th.ArrayType(th.StringType),
+            description="Room numbers (one partition each).",
         ),
+        th.Property(
+            "thirdroomids",
+            th.ArrayType(th.StringType),
+            description="Custom room numbers (one partition each).",
+        ),
+        description="Talk-cloud (拓课云). Its streams are active when key is set.",
     ),
 )
 
