@@ -98,6 +98,9 @@ class LivestreamStream(RESTStream[int]):
     max_page_size: t.ClassVar[int] = 100
     #: What the user should check when the provider rejects the credentials.
     credential_hint: t.ClassVar[str] = "check the provider credentials in the tap config"
+    #: What the user should check when a partition's resource does not exist (HTTP 404); only
+    #: that partition fails, the others are read.
+    not_found_hint: t.ClassVar[str] = "check the ids configured for this partition and the base_url"
 
     # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
     STATE_MSG_FREQUENCY = 10**12
@@ -450,6 +453,14 @@ class LivestreamStream(RESTStream[int]):
                     self._context,
                     f"HTTP {status}: {self.provider_message(response)}",
                     self.credential_hint,
+                )
+            )
+        if status == 404:
+            raise PartitionFailed(
+                self.describe(
+                    self._context,
+                    f"HTTP {status}: {self.provider_message(response)}",
+                    self.not_found_hint,
                 )
             )
         if status >= 400:

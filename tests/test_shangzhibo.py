@@ -305,3 +305,16 @@ def test_document_examples_parse_and_shape_as_written():
     assert [r["duration_seconds"] for r in rows] == [0, 240]
     assert rows[1]["activity"]["startedAt"] == "2020-06-24T00:00:00+00:00"
     assert len({r["visit_key"] for r in rows}) == 2
+
+
+def test_unknown_activity_fails_alone_and_the_run_says_which(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 120}, users={}))
+    config = make_config(sandbox.base_url, data)
+    config["shangzhibo"]["activity_ids"] = ["404404", ACTIVITY]
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len({r["visit_key"] for r in run.records("shangzhibo_activity_visits")}) == 120
+    assert len(sandbox.calls_to("/api/activity/404404/")) == 1
+    failure = [line for line in run.stderr.splitlines() if "activity_id=404404" in line and "404" in line]
+    assert failure and "shangzhibo.activity_ids" in failure[0]
+    assert "1 partition(s) failed" in run.stderr

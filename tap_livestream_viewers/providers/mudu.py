@@ -40,7 +40,7 @@ from functools import cached_property
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
-from tap_livestream_viewers.client import LivestreamStream, PartitionFailed, ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
 from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
 
@@ -102,6 +102,7 @@ class MuduUserRecordsStream(LivestreamStream):
     # Without end_date the window ends an hour ago: a viewer still watching has no final record
     # yet (its "last_online_time 离线时间" is not known), and a finished window is never re-read.
     end_lag = timedelta(hours=1)
+    not_found_hint = "check mudu.channel_ids: this channel does not exist or is not in this account"
     credential_hint = (
         "check mudu.access_token (the Bearer ACCESS TOKEN of the Mudu account that owns the channels)"
     )
@@ -214,20 +215,12 @@ class MuduUserRecordsStream(LivestreamStream):
         return body if isinstance(body, list) else []
 
     def validate_response(self, response: requests.Response) -> None:
-        """A "limit reached" answer ends today's run cleanly; a missing channel fails its partition."""
+        """A "limit reached" answer ends today's run cleanly; the rest is the base's mapping."""
         if self._is_limit_answer(response):
             made = self.budget.calls_today
             self.budget.mark_exhausted()
             self._provider_said = f"HTTP {response.status_code}: {self.provider_message(response)}"
             raise CallBudgetExhausted(made, self.budget.limit, self.budget.resets_at)
-        if response.status_code == 404:
-            raise PartitionFailed(
-                self.describe(
-                    self._context,
-                    f"HTTP 404: {self.provider_message(response)}",
-                    "check mudu.channel_ids: this channel does not exist or is not in this account",
-                )
-            )
         super().validate_response(response)
 
     def check_provider_status(self, response: requests.Response) -> None:

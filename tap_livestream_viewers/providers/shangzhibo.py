@@ -74,6 +74,10 @@ class _ShangzhiboStream(LivestreamStream):
     provider_key = "shangzhibo"
     provider_name = "Shangzhibo"
     credential_hint = "check shangzhibo.access_token (and that 用户明细 is enabled for the account)"
+    not_found_hint = (
+        "check shangzhibo.activity_ids / agent_id / user_ids: this id is not in the account; "
+        "the other partitions were read"
+    )
 
     @property
     def authenticator(self) -> BearerTokenAuthenticator:
