@@ -14,7 +14,8 @@ format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 bench:
-	.venv/bin/python benchmarks/run.py
+	.venv/bin/python benchmarks/bench_shangzhibo.py
+	.venv/bin/python benchmarks/bench_nuoyun.py --rows 200000
 
 sandbox:
 	.venv/bin/python -m sandbox --port 8799 --config-out output/sandbox-config.json

@@ -159,18 +159,30 @@ def postgres() -> Iterator[str]:
         capture_output=True,
     )
     options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1"
+    # The server outlives pg_ctl: its output goes to a log file, never to our pipes (a pipe
+    # the server holds open would make this call wait forever).
     subprocess.run(
-        [*as_postgres, _pg_binary("pg_ctl"), "-D", str(data_dir), "-o", options, "-w", "start"],
+        [
+            *as_postgres,
+            _pg_binary("pg_ctl"),
+            *("-D", str(data_dir), "-o", options, "-l", str(socket_dir / "server.log"), "-w", "start"),
+        ],
         check=True,
-        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
     )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            [*as_postgres, _pg_binary("pg_ctl"), "-D", str(data_dir), "-m", "immediate", "stop"],
+            [*as_postgres, _pg_binary("pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
             check=False,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
         )
         shutil.rmtree(home, ignore_errors=True)
 
