@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import typing as t
@@ -77,6 +78,32 @@ def run_tap(
     )
     messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return TapRun(proc.returncode, messages, proc.stderr)
+
+
+def run_tap_until_killed(tmp_path: Path, config: dict, kill_when: t.Callable[[list[dict]], bool]) -> TapRun:
+    """Run the tap and SIGKILL it as soon as ``kill_when(states so far)`` holds after a STATE.
+
+    What the returned run holds is exactly what a target had received when the tap died.
+    """
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    messages: list[dict] = []
+    states: list[dict] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        message = json.loads(line)
+        messages.append(message)
+        if message["type"] == "STATE":
+            states.append(message["value"])
+            if kill_when(states):
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait()
+    proc.stdout.close()
+    return TapRun(proc.returncode, messages, "")
 
 
 def discover(tmp_path: Path, config: dict) -> dict:

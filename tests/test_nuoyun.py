@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import TAP, run_tap
+from conftest import run_tap, run_tap_until_killed
 from sandbox import Fault, Sandbox
 from sandbox import nuoyun as ny
 from tap_livestream_viewers import tolerant_json
@@ -225,24 +223,9 @@ def test_killed_run_resumes_with_its_frontier_even_after_rows_moved_meanwhile(ga
     data = ny.register(gateway, ny.NuoyunData(rows=3000))
     gateway.latency_s = 0.05
     config = make_config(gateway.base_url, data)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    emitted: list[dict] = []
-    states: list[dict] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted.append(message["record"])
-        elif message["type"] == "STATE":
-            states.append(message["value"])
-            if len(states) == 3:
-                proc.send_signal(signal.SIGKILL)
-                break
-    proc.wait()
+    killed = run_tap_until_killed(tmp_path, config, lambda states: len(states) == 3)
+    emitted = killed.records(STREAM)
+    states = killed.states
     progress = states[-1]["bookmarks"][STREAM]["progress"]
     assert progress["next_page"] == 4 and progress["frontier"] == 1500 and progress["total"] == 3000
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import math
 import signal
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import TAP, run_tap
+from conftest import run_tap, run_tap_until_killed
 from sandbox import Fault
 from sandbox import shangzhibo as szb
 from tap_livestream_viewers import tolerant_json
@@ -139,26 +138,12 @@ def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path
     """Kill the tap mid-sync; the re-run with its last STATE completes the data."""
     data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 1500}, users={}))
     sandbox.latency_s = 0.05
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(make_config(sandbox.base_url, data)))
-    proc = subprocess.Popen(
-        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    killed = run_tap_until_killed(
+        tmp_path, make_config(sandbox.base_url, data), lambda states: len(states) == 6
     )
-    emitted: list[dict] = []
-    states: list[dict] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted.append(message["record"])
-        elif message["type"] == "STATE":
-            states.append(message["value"])
-            if len(states) == 6:
-                proc.send_signal(signal.SIGKILL)
-                break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    last_state = states[-1]
+    assert killed.returncode == -signal.SIGKILL
+    emitted = killed.records("shangzhibo_activity_visits")
+    last_state = killed.last_state
     progress = last_state["bookmarks"]["shangzhibo_activity_visits"]["partitions"][0]["progress"]
     calls_before = [(c.query["startedAt"], c.query["page"]) for c in sandbox.calls_to(VISITS_PATH)]
     sandbox.reset_calls()

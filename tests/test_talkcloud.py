@@ -13,13 +13,12 @@ import itertools
 import json
 import math
 import signal
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import TAP, discover, run_tap, select_only
+from conftest import discover, run_tap, run_tap_until_killed, select_only
 from sandbox import Fault
 from sandbox import talkcloud as tk
 from tap_livestream_viewers import tolerant_json
@@ -254,32 +253,16 @@ def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path)
     data = tk.register(sandbox, room_data())
     sandbox.latency_s = 0.05
     config = make_config(sandbox.base_url, data)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [TAP, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    emitted: dict[str, list[dict]] = {LOGIN: [], STAGE: []}
-    states: list[dict] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted[message["stream"]].append(message["record"])
-        elif message["type"] == "STATE":
-            states.append(message["value"])
-            progress = (
-                message["value"]
-                .get("bookmarks", {})
-                .get(LOGIN, {})
-                .get("partitions", [{}])[0]
-                .get("progress")
-            )
-            if progress and progress["next_page"] == 2 and len(states) > 4:
-                proc.send_signal(signal.SIGKILL)
-                break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+
+    def in_second_page_of_login_records(states: list[dict]) -> bool:
+        login = states[-1].get("bookmarks", {}).get(LOGIN, {}).get("partitions", [{}])[0]
+        progress = login.get("progress")
+        return bool(progress) and progress["next_page"] == 2 and len(states) > 4
+
+    killed = run_tap_until_killed(tmp_path, config, in_second_page_of_login_records)
+    emitted = {LOGIN: killed.records(LOGIN), STAGE: killed.records(STAGE)}
+    states = killed.states
+    assert killed.returncode == -signal.SIGKILL
     last_state = states[-1]
     progress = last_state["bookmarks"][LOGIN]["partitions"][0]["progress"]
     sandbox.reset_calls()
