@@ -117,6 +117,7 @@ class LivestreamStream(RESTStream[int]):
         self._page_size_in_use = self.page_size
         self._learned_page_size: int | None = None
         self.calls_made = 0
+        self._unknown_fields_seen: set[str] = set()
 
     # ----------------------------------------------------------------- configuration
 
@@ -307,9 +308,25 @@ class LivestreamStream(RESTStream[int]):
         return tuple(self.schema.get("properties", {}))
 
     def _generate_record_messages(self, record: dict) -> t.Generator:
-        """Keep only the schema's properties (an undocumented new field never reaches a target)."""
+        """Keep only the schema's properties: an undocumented new field never reaches a target.
+
+        Each such field is named once in a warning, so a provider's API change is seen.
+        """
         projected = {name: record[name] for name in self._schema_properties if name in record}
+        if len(projected) != len(record):
+            self._warn_unknown_fields(record)
         yield from super()._generate_record_messages(projected)
+
+    def _warn_unknown_fields(self, record: dict) -> None:
+        known = set(self._schema_properties)
+        for name in record:
+            if name not in known and name not in self._unknown_fields_seen:
+                self._unknown_fields_seen.add(name)
+                self.logger.warning(
+                    "%s: field %r is not in the provider document; it is left out of the records",
+                    self.describe_partition(self._context),
+                    name,
+                )
 
     # ----------------------------------------------------------------------- paging
 

@@ -57,11 +57,16 @@ def to_rfc3339(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def local_to_rfc3339(value: str | None, default_tz: tzinfo) -> str | None:
-    """Provider-local text (no offset) to RFC 3339; empty or zero-like values become ``None``."""
-    if not value or value.startswith("0000-00-00"):
+def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
+    """Provider-local text (no offset) to RFC 3339; empty or zero-like values become ``None``.
+
+    ``2025-09-16 15:06:06`` in China time becomes ``2025-09-16T15:06:06+08:00``. Called per
+    record: the ISO fast path of ``parse_datetime`` reads the providers' forms.
+    """
+    text = str(value) if value else ""
+    if not text or text.startswith("0000-00-00"):
         return None
-    return to_rfc3339(parse_datetime(value, default_tz))
+    return to_rfc3339(parse_datetime(text, default_tz))
 
 
 def unix_to_rfc3339(seconds: int | str | None, tz: tzinfo) -> str | None:

@@ -303,3 +303,15 @@ def test_unknown_activity_fails_alone_and_the_run_says_which(sandbox, tmp_path):
     failure = [line for line in run.stderr.splitlines() if "activity_id=404404" in line and "404" in line]
     assert failure and "shangzhibo.activity_ids" in failure[0]
     assert "1 partition(s) failed" in run.stderr
+
+
+def test_an_undocumented_new_field_is_left_out_and_named_once(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 30}, users={}))
+    for row in data.visits[ACTIVITY][:5]:
+        row["watchSeconds"] = 42  # a field the document does not list
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records("shangzhibo_activity_visits")
+    assert len(records) == 30 and all("watchSeconds" not in r for r in records)
+    warnings = [line for line in run.stderr.splitlines() if "'watchSeconds'" in line]
+    assert len(warnings) == 1 and "not in the provider document" in warnings[0]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 
 from singer_sdk import typing as th
@@ -41,11 +41,9 @@ from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
-from tap_livestream_viewers.timeutil import parse_datetime, to_rfc3339
+from tap_livestream_viewers.timeutil import local_to_rfc3339, to_rfc3339
 
 if t.TYPE_CHECKING:
-    from datetime import tzinfo
-
     import requests
     from singer_sdk.helpers.types import Context
 
@@ -100,24 +98,6 @@ def device_label(raw: str | None) -> str | None:
     if not text or text.lstrip("-").isdigit():
         return None
     return text
-
-
-def local_time(value: t.Any, tz: tzinfo) -> str | None:
-    """``2025-09-16 15:06:06`` (provider-local) to ``2025-09-16T15:06:06+08:00``.
-
-    ``datetime.fromisoformat`` reads the document's form quickly; anything else goes through
-    the general parser, which raises ``ValueError`` rather than pass a bad value.
-    """
-    if not value or (isinstance(value, str) and value.startswith("0000-00-00")):
-        return None
-    text = str(value)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = parse_datetime(text, tz)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.isoformat()
 
 
 def best_page(target: int, cap: int) -> tuple[int, int]:
@@ -290,8 +270,6 @@ class NuoyunUserDurationsStream(LivestreamStream):
         self._stalled_pages = 0
         self._best_progress = 0
         self._total_warned = False
-        self._known_fields = frozenset(self.schema["properties"])
-        self._unknown_warned: set[str] = set()
 
     # ----------------------------------------------------------------- configuration
 
@@ -508,8 +486,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
         row["device_label"] = device_label(raw)
         tz = self.tz
         try:
-            row["first_visit_time"] = local_time(row.get("first_visit_time"), tz)
-            row["last_visit_time"] = local_time(row.get("last_visit_time"), tz)
+            row["first_visit_time"] = local_to_rfc3339(row.get("first_visit_time"), tz)
+            row["last_visit_time"] = local_to_rfc3339(row.get("last_visit_time"), tz)
         except ValueError as error:
             raise ProviderAPIError(
                 self.describe(
@@ -525,24 +503,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         if row.get("third_wechat_info") == []:
             row["third_wechat_info"] = {}
         row["update_window_end"] = self._window_end_text
-        if len(row) != len(self._known_fields) or not self._known_fields.issuperset(row):
-            self._drop_unknown(row)
         return row
-
-    def _drop_unknown(self, row: dict) -> None:
-        """Fields the document does not list are left out, with one warning per field name.
-
-        (The base projects records onto the schema too, silently; this says which field.)
-        """
-        for name in [name for name in row if name not in self._known_fields]:
-            del row[name]
-            if name not in self._unknown_warned:
-                self._unknown_warned.add(name)
-                self.logger.warning(
-                    "%s: field %r is not in the document's list; it is left out of the records",
-                    self.describe_partition(None),
-                    name,
-                )
 
 
 def _int_or_none(value: t.Any) -> int | None:
