@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
-from tap_livestream_viewers.client import LivestreamStream, PageFacts
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError
 from tap_livestream_viewers.timeutil import (
     UTC,
     minutes_to_seconds,
@@ -102,8 +102,6 @@ class _ShangzhiboStream(LivestreamStream):
         """A 200 without ``items`` is not a page: fail rather than read it as empty."""
         body = self.decode(response)
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            from tap_livestream_viewers.client import ProviderAPIError
-
             raise ProviderAPIError(
                 self.describe(
                     self._context,
