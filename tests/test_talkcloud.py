@@ -72,13 +72,47 @@ def window_of(call) -> tuple[int, int]:
     return int(form["starttime"]), int(form["endtime"])
 
 
-def expected_calls(data: tk.TalkcloudData, serial: str, windows) -> int:
-    """Per window: its rows / 200 rounded up, at least one, one more if the last page is full."""
-    total = 0
-    for start, end in windows:
-        rows = len(data.matching(serial, start, end))
-        total += max(1, math.ceil(rows / 200)) + (1 if rows and rows % 200 == 0 else 0)
-    return total
+#: The documented step: "时间区间最大限制1个月", read as 28 days (within any calendar month).
+STEP = timedelta(days=28)
+
+
+def expected_windows(start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """``[start, end)`` in consecutive 28-day windows, the last one shorter: from the test's inputs."""
+    windows = []
+    cursor = start
+    while cursor < end:
+        window_end = min(cursor + STEP, end)
+        windows.append((int(cursor.timestamp()), int(window_end.timestamp())))
+        cursor = window_end
+    return windows
+
+
+def rows_sent(data: tk.TalkcloudData, serial: str, start: int, end: int) -> int:
+    """Rows the sandbox sends for one window: it counts ``start <= entered <= end``, both inclusive.
+
+    So a row entered exactly at a window's end is sent by that window too (the tap leaves it to
+    the next one, which sends it again from its start): it is paged, so it counts here.
+    """
+    return sum(1 for row in data.entries[serial] if start <= row["entertimestamp"] <= end)
+
+
+def pages_needed(rows: int) -> int:
+    """Rows / 200 rounded up, at least one, one more where the rows fill the last page exactly."""
+    return max(1, math.ceil(rows / 200)) + (1 if rows and rows % 200 == 0 else 0)
+
+
+def expected_calls(data: tk.TalkcloudData, serial: str, windows: list[tuple[int, int]]) -> list[tuple]:
+    """Every call the windows need, in order: ``((starttime, endtime), page)``."""
+    return [
+        (window, page)
+        for window in windows
+        for page in range(1, pages_needed(rows_sent(data, serial, *window)) + 1)
+    ]
+
+
+def calls_made(calls) -> list[tuple]:
+    """The tap's calls as the sandbox logged them: ``((starttime, endtime), page)``, in order."""
+    return [(window_of(c), int(c.form()["page"])) for c in calls]
 
 
 def assert_windows_cover(windows: list[tuple[int, int]], start: datetime, end: datetime) -> None:
@@ -107,10 +141,18 @@ def test_75_days_of_1030_rows_arrive_once_in_month_windows_with_exactly_the_need
     assert {identity(r) for r in records} == {identity(r) for r in data.entries[ROOM]}
 
     calls = sandbox.calls_to(PATH)
-    windows = sorted({window_of(c) for c in calls})
-    assert len(windows) == 3  # 75 days in windows of at most 28 days
+    windows = expected_windows(P0, P_END)
+    # 75 days: 28 + 28 + 19, the first boundary (P0 + 28 days) holding one row
+    assert windows == [
+        (int(P0.timestamp()), int((P0 + timedelta(days=28)).timestamp())),
+        (int((P0 + timedelta(days=28)).timestamp()), int((P0 + timedelta(days=56)).timestamp())),
+        (int((P0 + timedelta(days=56)).timestamp()), int(P_END.timestamp())),
+    ]
     assert_windows_cover(windows, P0, P_END)
-    assert len(calls) == expected_calls(data, ROOM, windows)
+    assert sum(rows_sent(data, ROOM, *w) for w in windows) == 1030 + 1  # the boundary row is sent twice
+    assert [pages_needed(rows_sent(data, ROOM, *w)) for w in windows] == [2, 2, 2]  # 388, 375, 268 rows
+    assert calls_made(calls) == expected_calls(data, ROOM, windows)
+    assert_windows_cover(sorted({window_of(c) for c in calls}), P0, P_END)
     for window in windows:
         pages = sorted(int(c.form()["page"]) for c in calls if window_of(c) == window)
         assert pages == list(range(1, len(pages) + 1))  # no page asked twice
@@ -139,6 +181,16 @@ def test_a_window_whose_rows_fill_its_last_page_costs_exactly_one_more_call(sand
     assert run.returncode == 0, run.stderr
     assert len({r["entry_key"] for r in run.records(LOGIN)}) == 400
     assert [(c.form()["page"], c.rows) for c in sandbox.calls_to(PATH)] == [("1", 200), ("2", 200), ("3", 0)]
+    (window,) = expected_windows(P0, P0 + timedelta(days=20))
+    assert (
+        calls_made(sandbox.calls_to(PATH))
+        == expected_calls(data, ROOM, [window])
+        == [
+            (window, 1),
+            (window, 2),
+            (window, 3),
+        ]
+    )
 
 
 def test_records_carry_every_field_typed_labelled_and_in_rfc3339(sandbox, tmp_path):
@@ -190,6 +242,7 @@ def test_only_stage_users_asks_page_1_once_per_window(sandbox, tmp_path):
     calls = sandbox.calls_to(PATH)
     assert [c.form()["page"] for c in calls] == ["1", "1", "1"]
     assert_windows_cover([window_of(c) for c in calls], P0, P_END)
+    assert calls_made(calls) == [(window, 1) for window in expected_windows(P0, P_END)]
 
 
 def test_only_login_records_leaves_stage_users_alone(sandbox, tmp_path):
@@ -200,7 +253,7 @@ def test_only_login_records_leaves_stage_users_alone(sandbox, tmp_path):
     assert run.records(STAGE) == []
     assert len({r["entry_key"] for r in run.records(LOGIN)}) == 1030
     calls = sandbox.calls_to(PATH)
-    assert len(calls) == expected_calls(data, ROOM, {window_of(c) for c in calls})
+    assert calls_made(calls) == expected_calls(data, ROOM, expected_windows(P0, P_END))
     assert STAGE not in run.last_state["bookmarks"] or not run.last_state["bookmarks"][STAGE].get(
         "partitions"
     )
@@ -221,7 +274,9 @@ def test_stage_users_read_alone_then_both_continue_without_repeats(sandbox, tmp_
     assert len(stage) == len({r["entry_key"] for r in stage}) == len(data.stage[ROOM])
     assert len({r["entry_key"] for r in second.records(LOGIN)}) == 1030
     calls = sandbox.calls_to(PATH)
-    assert len(calls) == expected_calls(data, ROOM, {window_of(c) for c in calls})
+    # login records have no bookmark, so read all 75 days; the stage users ride along from
+    # their own bookmark (P0 + 28 days) on and need no call of their own
+    assert calls_made(calls) == expected_calls(data, ROOM, expected_windows(P0, P_END))
 
 
 def test_second_run_asks_only_for_the_new_window_and_a_third_asks_nothing(sandbox, tmp_path):
@@ -234,9 +289,11 @@ def test_second_run_asks_only_for_the_new_window_and_a_third_asks_nothing(sandbo
     second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
     assert second.returncode == 0, second.stderr
     calls = sandbox.calls_to(PATH)
-    windows = {window_of(c) for c in calls}
-    assert min(start for start, _ in windows) == int(middle.timestamp())
-    assert len(calls) == expected_calls(data, ROOM, windows)
+    windows = expected_windows(middle, P_END)  # the bookmark is the first run's end: 28 + 7 days
+    assert len(windows) == 2 and windows[0][0] == int(middle.timestamp())
+    assert min(start for start, _ in {window_of(c) for c in calls}) == int(middle.timestamp())
+    assert calls_made(calls) == expected_calls(data, ROOM, windows)
+    assert [pages_needed(rows_sent(data, ROOM, *w)) for w in windows] == [2, 1]  # 369, 103 rows
     for stream in (LOGIN, STAGE):
         keys = [r["entry_key"] for r in first.records(stream) + second.records(stream)]
         assert len(keys) == len(set(keys))
