@@ -43,6 +43,8 @@ class ShangzhiboData:
     agent_id: int = 105131
     users: dict[int, int] = field(default_factory=lambda: {15460259: 40})
     activity_page_cap: int = 100
+    #: False: answer fewer rows than asked without saying so (no ``pager.pageSize``).
+    echo_page_size: bool = True
     visits: dict[str, list[dict]] = field(default_factory=dict, init=False)
     user_visits: dict[int, list[dict]] = field(default_factory=dict, init=False)
     _visit_times: dict[str, tuple[list[datetime], int]] = field(default_factory=dict, init=False, repr=False)
@@ -205,11 +207,10 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
             return _error(400, "最多支持查询 7 天范围内的数据")
         rows = data.visits_between(activity_id, started, ended)
         items = rows[(page - 1) * size : page * size]
-        return Response(
-            200,
-            {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items},
-            rows=len(items),
-        )
+        pager = {"page": page, "pageSize": size, "total": len(rows)}
+        if not data.echo_page_size:
+            del pager["pageSize"]
+        return Response(200, {"pager": pager, "items": items}, rows=len(items))
 
     def user_visits(request: Request) -> Response:
         if not authorised(request):

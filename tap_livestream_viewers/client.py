@@ -24,8 +24,11 @@ from __future__ import annotations
 import logging
 import random
 import typing as t
+from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 
 import requests
@@ -257,16 +260,21 @@ class LivestreamStream(RESTStream[int]):
     # ---------------------------------------------------------------------- records
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Read every planned window page by page; stop cleanly when the call budget is spent."""
+        """Read the partition; a spent budget or a failed partition ends it cleanly (see below)."""
         self._context = context
+        with self.partition_outcome(context):
+            yield from self.read_partition(context)
+
+    @contextmanager
+    def partition_outcome(self, context: Context | None) -> t.Iterator[None]:
+        """What ends a partition early, for every stream: the state is kept and emitted.
+
+        * ``CallBudgetExhausted``: the stream stops for today with a warning; the run goes on.
+        * ``PartitionFailed``: logged as one line, the other partitions are read, and the tap
+          fails the run at the end naming it.
+        """
         try:
-            for window, first_page in self.planned_windows(context):
-                self._window = window
-                self._first_page = first_page
-                self._learned_page_size = None
-                self.save_progress(context, window, first_page)
-                yield from self.records_in_window(context, window)
-                self.complete_window(context, window)
+            yield
         except CallBudgetExhausted as stop:
             self.on_budget_exhausted(context, stop)
         except PartitionFailed as failure:
@@ -279,25 +287,51 @@ class LivestreamStream(RESTStream[int]):
         finally:
             self._window = None
 
+    def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read every planned window page by page, moving the bookmark window by window."""
+        for window, first_page in self.planned_windows(context):
+            self._window = window
+            self._first_page = first_page
+            self._learned_page_size = None
+            self.save_progress(context, window, first_page)
+            yield from self.records_in_window(context, window)
+            self.complete_window(context, window)
+
     def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:
         """Page through one window with the SDK's request loop (override for special endpoints)."""
         yield from self.request_records(context)
 
     def on_budget_exhausted(self, context: Context | None, stop: CallBudgetExhausted) -> None:
-        """Warn with what was spent, what is left and when it resets; keep the state."""
-        progress = self.partition_state(context).get("progress") or {}
-        left = (
-            f"window {progress.get('window_start')} .. {progress.get('window_end')} "
-            f"from page {progress.get('next_page')}"
-            if progress
-            else "nothing in flight"
-        )
+        """One warning: calls made, what is left to fetch, when the budget resets; keep the state.
+
+        A window none of whose pages was read is dropped from the state: the next run plans
+        one window from the bookmark to its own end instead of finishing this one and then
+        asking for the gap after it, which would cost a call more.
+        """
+        state = self.partition_state(context)
+        progress = state.get("progress") or {}
+        if progress and int(progress.get("next_page") or 1) == 1:
+            state.pop("progress")
+            progress = {}
+        if progress:
+            page = int(progress["next_page"])
+            size = int(progress.get("page_size") or self.page_size)
+            left = (
+                f"window {progress.get('window_start')} .. {progress.get('window_end')} from page {page} "
+                f"(rows {(page - 1) * size + 1} on; pages 1..{page - 1} are done)"
+            )
+        else:
+            left = f"everything from {state.get('replication_key_value') or self.config.get('start_date')}"
+        said = f"; {self.provider_name} answered {stop.provider_said}" if stop.provider_said else ""
         self.logger.warning(
-            "%s: daily call budget spent (%s calls of %s today); still to fetch: %s; "
-            "the budget resets at %s, run again after that to continue.",
+            "%s: daily call budget spent: %s of %s calls made today with this credential "
+            "(%s by this run)%s; still to fetch: %s; the budget resets at %s, run again after "
+            "that to continue from there.",
             self.describe_partition(context),
             stop.calls_made,
             stop.limit,
+            self.calls_made,
+            said,
             left,
             stop.resets_at.isoformat(),
         )
@@ -437,7 +471,7 @@ class LivestreamStream(RESTStream[int]):
         error = yield  # backoff primes the generator with None
         while True:
             wait = min(cap, base * (2**attempt))
-            retry_after = retry_after_seconds(error)
+            retry_after = retry_after_seconds(getattr(error, "response", None))
             error = yield max(wait, retry_after or 0.0)
             attempt += 1
 
@@ -499,11 +533,15 @@ class LivestreamStream(RESTStream[int]):
             body = tolerant_json.loads(response.content)
         except ValueError:
             body = None
+        return self.provider_words(body) or self.one_line(response.text or response.reason or "")
+
+    def provider_words(self, body: t.Any) -> str:
+        """The message field of a decoded error body (``msg``, ``message``, ...), or ``""``."""
         if isinstance(body, dict):
-            for key in ("msg", "message", "error", "errmsg", "error_description"):
+            for key in MESSAGE_KEYS:
                 if body.get(key):
                     return self.one_line(str(body[key]))
-        return self.one_line(response.text or response.reason or "")
+        return ""
 
     # -------------------------------------------------------------------- messages
 
@@ -518,14 +556,15 @@ class LivestreamStream(RESTStream[int]):
 
     def one_line(self, text: str) -> str:
         """Collapse whitespace, cut to a readable length, and mask every configured secret."""
-        flat = " ".join(text.split())
+        flat = self.redact(" ".join(text.split()))  # mask first: a cut must not halve a secret
         if len(flat) > _MAX_MESSAGE * 2:
             flat = flat[: _MAX_MESSAGE * 2] + "…"
-        return self.redact(flat)
+        return flat
 
     @cached_property
     def _secrets(self) -> list[str]:
-        return sorted(secret_values(self.config), key=len, reverse=True)
+        schema = getattr(self._tap, "config_jsonschema", None) or {}
+        return sorted(set(secret_values(self.config, schema)), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         """Replace every secret value from the config with ``***``."""
@@ -534,27 +573,46 @@ class LivestreamStream(RESTStream[int]):
         return text
 
 
-SECRET_NAMES = frozenset({"access_token", "key", "headers", "body"})
+MESSAGE_KEYS = ("msg", "message", "error", "errmsg", "error_description", "info")
+#: Values shorter than this are not masked: "1000" in a secret body is not worth hiding
+#: everywhere it appears, and no real credential is that short.
+MIN_SECRET_LENGTH = 6
 
 
-def secret_values(config: t.Mapping[str, t.Any]) -> t.Iterator[str]:
-    """Every secret string in the config: tokens, keys, and values of extra headers/body."""
-    for provider in config.values():
-        if not isinstance(provider, dict):
-            continue
-        for name, value in provider.items():
-            if name not in SECRET_NAMES:
-                continue
-            values = value.values() if isinstance(value, dict) else [value]
-            for item in values:
-                text = str(item) if item is not None else ""
-                if len(text) >= 4:
-                    yield text
+def secret_values(config: t.Any, schema: t.Mapping[str, t.Any]) -> t.Iterator[str]:
+    """Every value the settings schema marks ``secret`` (all leaves of a secret object)."""
+    if not isinstance(config, Mapping):  # the SDK hands the config over as a read-only mapping
+        return
+    properties = schema.get("properties") or {}
+    for name, value in config.items():
+        prop = properties.get(name) or {}
+        if prop.get("secret"):
+            yield from _leaves(value)
+        elif isinstance(value, Mapping):
+            yield from secret_values(value, prop)
 
 
-def retry_after_seconds(error: BaseException | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form), if the response had one."""
-    response = getattr(error, "response", None)
+def _leaves(value: t.Any) -> t.Iterator[str]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and len(str(value)) >= MIN_SECRET_LENGTH:
+        yield str(value)
+
+
+def int_or_none(value: t.Any) -> int | None:
+    """An integer from a number or numeric string (providers send both), else ``None``."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date), if any."""
     if response is None:
         return None
     value = response.headers.get("Retry-After")
@@ -564,8 +622,6 @@ def retry_after_seconds(error: BaseException | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         try:
-            from email.utils import parsedate_to_datetime
-
             moment = parsedate_to_datetime(value)
             return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
         except (TypeError, ValueError):

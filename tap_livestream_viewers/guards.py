@@ -21,11 +21,15 @@ from tap_livestream_viewers.timeutil import next_local_midnight
 class CallBudgetExhausted(Exception):
     """Raised before a call that the budget does not allow; the stream stops cleanly."""
 
-    def __init__(self, calls_made: int, limit: int, resets_at: datetime) -> None:
+    def __init__(
+        self, calls_made: int, limit: int, resets_at: datetime, provider_said: str | None = None
+    ) -> None:
         super().__init__(f"{calls_made} of {limit} calls used; resets at {resets_at.isoformat()}")
         self.calls_made = calls_made
         self.limit = limit
         self.resets_at = resets_at
+        #: The provider's own "limit reached" answer, when it was the provider that said so.
+        self.provider_said = provider_said
 
 
 class CallGuard:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import discover, run_tap
 from sandbox import Fault, Response, Sandbox
 from sandbox import mudu as mudu_sandbox
 from sandbox import shangzhibo as shangzhibo_sandbox
-from tests.conftest import discover, run_tap
 
 STREAM = "mudu_user_records"
 FIXTURE = Path(__file__).parent / "fixtures" / "mudu_example.json"
@@ -389,3 +389,31 @@ def test_short_429_is_retried_not_read_as_the_daily_limit(tmp_path: Path, box: S
     assert [c.status for c in mudu_calls(box)] == [429, 200, 200]
     assert len(run.records(STREAM)) == 150
     assert "progress" not in partition(run.last_state, "6007")
+
+
+def test_a_channel_starved_before_its_first_call_costs_one_call_the_next_day(tmp_path: Path, box: Sandbox):
+    """No window is kept for a channel the budget never reached: the next day it is one call.
+
+    Without ``end_date`` each window ends at "now less an hour"; a window fixed on day 1 but
+    never read would, on day 2, cost its own call plus one for the gap after it.
+    """
+    data = mudu_sandbox.register(box, mudu_sandbox.MuduData(channels={"880001": 40, "880002": 40}))
+    config = config_for(box, data, daily_call_limit=1)
+    config.pop("end_date")
+
+    day1 = run_tap(tmp_path, config)
+    assert day1.returncode == 0, day1.stderr
+    assert len(mudu_calls(box)) == 1
+    assert "progress" not in partition(day1.last_state, "880002")  # nothing of it was read
+    box.reset_calls()
+
+    config["mudu"]["daily_call_limit"] = 2
+    day2 = run_tap(tmp_path, config, state=next_day(box, day1.last_state))
+    assert day2.returncode == 0, day2.stderr
+    calls = mudu_calls(box)
+    assert len(calls) == 2  # 880001: the hour since day 1 (empty), 880002: everything, in one call
+    assert sorted(c.path.split("/")[-2] for c in calls) == ["880001", "880002"]
+    for channel in ("880001", "880002"):
+        assert "progress" not in partition(day2.last_state, channel)
+    got = {r["record_id"] for r in day1.records(STREAM) + day2.records(STREAM)}
+    assert len(got) == 80  # 2 x 40 watchers (filter_watch_time=1 leaves the idle viewers out)

@@ -91,14 +91,20 @@ def test_records_carry_rfc3339_times_seconds_and_a_stable_key(sandbox, tmp_path)
 
 def test_silently_capped_page_size_is_paged_by_what_the_provider_returns(sandbox, tmp_path):
     data = szb.register(
-        sandbox, szb.ShangzhiboData(activities={ACTIVITY: 700}, users={}, activity_page_cap=100)
+        sandbox,
+        szb.ShangzhiboData(activities={ACTIVITY: 700}, users={}, activity_page_cap=100, echo_page_size=False),
     )
     config = make_config(sandbox.base_url, data)
-    config["shangzhibo"]["page_size"] = 500  # the provider answers 100 a page, and says so
+    config["shangzhibo"]["page_size"] = 500  # the provider answers 100 a page, and does not say so
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr
     assert len({r["visit_key"] for r in run.records("shangzhibo_activity_visits")}) == 700
-    assert all(call.rows for call in sandbox.calls_to(VISITS_PATH))
+    calls = sandbox.calls_to(VISITS_PATH)
+    assert all(call.rows for call in calls)  # no empty page asked for
+    # after the first page of a window reveals the cap, pages follow the provider's numbering
+    for window in {c.query["startedAt"] for c in calls}:
+        pages = [int(c.query["page"]) for c in calls if c.query["startedAt"] == window]
+        assert pages == list(range(1, len(pages) + 1))
 
 
 def test_second_run_asks_only_for_the_new_window(sandbox, tmp_path):
@@ -315,3 +321,40 @@ def test_an_undocumented_new_field_is_left_out_and_named_once(sandbox, tmp_path)
     assert len(records) == 30 and all("watchSeconds" not in r for r in records)
     warnings = [line for line in run.stderr.splitlines() if "'watchSeconds'" in line]
     assert len(warnings) == 1 and "not in the provider document" in warnings[0]
+
+
+def test_unknown_user_fails_alone_and_the_other_users_are_read(sandbox, tmp_path):
+    user = 15460259
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={}, users={user: 30}))
+    config = user_config(sandbox.base_url, data)
+    config["shangzhibo"]["user_ids"] = [999, user]
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert len(run.records("shangzhibo_user_visits")) == 30
+    failure = [line for line in run.stderr.splitlines() if "user_id=999" in line and "404" in line]
+    assert failure and "What to do" in failure[0]
+    assert "1 partition(s) failed" in run.stderr
+
+
+def test_visits_of_the_last_hour_wait_for_the_next_run(sandbox, tmp_path):
+    """A viewer still online has a growing duration: windows end an hour before now."""
+    now = datetime.now(UTC)
+    data = szb.register(
+        sandbox,
+        szb.ShangzhiboData(
+            activities={ACTIVITY: 400}, users={}, period_start=now - timedelta(days=2), period_end=now
+        ),
+    )
+    config = make_config(sandbox.base_url, data, start_date=(now - timedelta(days=3)).isoformat())
+    config.pop("end_date")
+    run = run_tap(tmp_path, config)
+    finished = datetime.now(UTC)
+    assert run.returncode == 0, run.stderr
+    state = run.last_state["bookmarks"]["shangzhibo_activity_visits"]["partitions"][0]
+    window_end = datetime.fromisoformat(state["replication_key_value"])
+    assert now.replace(microsecond=0) - timedelta(hours=1) <= window_end <= finished - timedelta(hours=1)
+    records = run.records("shangzhibo_activity_visits")
+    assert {visit_identity(r) for r in records} == {
+        visit_identity(r) for r in data.visits[ACTIVITY] if parse_z(r["visitAt"]) < window_end
+    }
+    assert len(records) < 400  # the last hour's visits are left for the next run

@@ -149,3 +149,47 @@ def test_rate_limiter_never_allows_more_than_max_calls_in_any_period():
     for index in range(len(sent)):
         in_span = [t for t in sent if sent[index] <= t < sent[index] + 10.0]
         assert len(in_span) <= 3
+
+
+# ------------------------------------------------------------------------ secrets
+
+
+def _tap(config: dict):
+    from tap_livestream_viewers.tap import TapLivestreamViewers
+
+    return TapLivestreamViewers(config={"start_date": "2026-09-01T00:00:00Z", **config}, validate_config=True)
+
+
+def test_secrets_are_what_the_settings_schema_marks_secret_including_nested_values():
+    from tap_livestream_viewers.client import secret_values
+    from tap_livestream_viewers.tap import TapLivestreamViewers
+
+    config = {
+        "mudu": {"access_token": "tok-123456", "channel_ids": ["263218"]},
+        "nuoyun": {"body": {"auth": {"secret": "deep-secret-1"}, "app_id": "1000"}, "page_size": 500},
+    }
+    found = set(secret_values(config, TapLivestreamViewers.config_jsonschema))
+    assert found == {"tok-123456", "deep-secret-1"}  # not the channel id, not a 4-digit app id
+
+
+def test_a_message_is_masked_before_it_is_cut():
+    tap = _tap({"mudu": {"access_token": "tok-ABCDEFGHIJKLMNOP", "channel_ids": ["1"]}})
+    stream = tap.streams["mudu_user_records"]
+    text = "x" * 590 + " tok-ABCDEFGHIJKLMNOP and more"  # the secret straddles the 600-character cut
+    line = stream.one_line(text)
+    assert "tok-ABC" not in line and "***" in line
+
+
+def test_retry_after_in_seconds_or_as_an_http_date():
+    from email.utils import format_datetime
+
+    import requests
+
+    from tap_livestream_viewers.client import retry_after_seconds
+
+    response = requests.Response()
+    response.headers["Retry-After"] = "7"
+    assert retry_after_seconds(response) == 7.0
+    response.headers["Retry-After"] = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= retry_after_seconds(response) <= 31
+    assert retry_after_seconds(None) is None

@@ -40,7 +40,7 @@ from functools import cached_property
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
-from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, retry_after_seconds
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
 from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
 
@@ -136,7 +136,6 @@ class MuduUserRecordsStream(LivestreamStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._provider_said: str | None = None
 
     # ----------------------------------------------------------------- configuration
 
@@ -219,8 +218,12 @@ class MuduUserRecordsStream(LivestreamStream):
         if self._is_limit_answer(response):
             made = self.budget.calls_today
             self.budget.mark_exhausted()
-            self._provider_said = f"HTTP {response.status_code}: {self.provider_message(response)}"
-            raise CallBudgetExhausted(made, self.budget.limit, self.budget.resets_at)
+            raise CallBudgetExhausted(
+                made,
+                self.budget.limit,
+                self.budget.resets_at,
+                provider_said=f"HTTP {response.status_code}: {self.provider_message(response)}",
+            )
         super().validate_response(response)
 
     def check_provider_status(self, response: requests.Response) -> None:
@@ -239,22 +242,22 @@ class MuduUserRecordsStream(LivestreamStream):
     def _is_limit_answer(self, response: requests.Response) -> bool:
         """Whether the provider says the daily call limit is reached (the document shows no such answer).
 
-        A 429 is the daily limit unless it asks to wait only briefly (``Retry-After`` of at most
-        a minute, and no words of a limit); any other non-list answer whose message speaks of a
-        call limit (上限, 调用次数, quota, rate limit ...) is the daily limit too.
+        A 429 that asks to wait only briefly (``Retry-After`` of at most a minute, in seconds or
+        as an HTTP date) is a hiccup and is retried, whatever its page says; any other 429, and
+        any other non-list answer whose message speaks of a call limit (上限, 调用次数, quota,
+        rate limit ...), is the daily limit.
         """
         status = response.status_code
         if 200 <= status < 300 and isinstance(self.decode(response), list):
             return False
         if status in (401, 404) or status >= 500:
             return False
-        message = self.provider_message(response)
-        if _LIMIT_WORDS.search(message):
+        wait = retry_after_seconds(response)
+        if status == 429 and wait is not None and wait <= SHORT_RETRY_AFTER_S:
+            return False  # asked to wait briefly: a hiccup (retried), whatever the page says
+        if _LIMIT_WORDS.search(self.provider_message(response)):
             return True
-        if status == 429:
-            wait = _retry_after(response)
-            return wait is None or wait > SHORT_RETRY_AFTER_S
-        return False
+        return status == 429
 
     # ---------------------------------------------------------------------- records
 
@@ -302,43 +305,3 @@ class MuduUserRecordsStream(LivestreamStream):
                 row.get(field),
             )
             return None
-
-    # -------------------------------------------------------------------- stopping
-
-    def on_budget_exhausted(self, context: Context | None, stop: CallBudgetExhausted) -> None:
-        """One warning: calls made, what is left to fetch, when the budget resets; keep the state."""
-        state = self.partition_state(context)
-        progress = state.get("progress") or {}
-        if progress:
-            page = int(progress.get("next_page") or 1)
-            size = int(progress.get("page_size") or self.page_size)
-            left = (
-                f"window {progress.get('window_start')} .. {progress.get('window_end')} from page {page} "
-                f"(rows {(page - 1) * size + 1} on; pages 1..{page - 1} are done)"
-            )
-        else:
-            left = f"everything from {state.get('replication_key_value') or self.config.get('start_date')}"
-        said = f"; Mudu answered {self._provider_said}" if self._provider_said else ""
-        self.logger.warning(
-            "%s: daily call budget spent: %s of %s calls made today with this access token "
-            "(%s by this run)%s; still to fetch: %s; the budget resets at %s, run again after "
-            "that to continue from there.",
-            self.describe_partition(context),
-            stop.calls_made,
-            stop.limit,
-            self.calls_made,
-            said,
-            left,
-            stop.resets_at.isoformat(),
-        )
-        self.emit_state()
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
-from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
 from tap_livestream_viewers.timeutil import (
     UTC,
     minutes_to_seconds,
@@ -94,8 +94,8 @@ class _ShangzhiboStream(LivestreamStream):
         pager = body.get("pager") or {} if isinstance(body, dict) else {}
         return PageFacts(
             rows=len(self.rows_of(body)),
-            total=_int_or_none(pager.get("total")),
-            page_size=_int_or_none(pager.get("pageSize")),
+            total=int_or_none(pager.get("total")),
+            page_size=int_or_none(pager.get("pageSize")),
         )
 
     def check_provider_status(self, response: requests.Response) -> None:
@@ -109,13 +109,6 @@ class _ShangzhiboStream(LivestreamStream):
                     "check shangzhibo.base_url points at the API",
                 )
             )
-
-
-def _int_or_none(value: t.Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 VISIT_PROPERTIES = (
@@ -136,6 +129,9 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
     replication_key = "visitAt"
     # "endedAt: 查询截止时间（最多支持查询 7 天范围内的数据）"
     max_window = timedelta(days=7)
+    # A viewer still online has a growing lastOnlineAt/duration, and a finished window is not
+    # read again: windows end an hour ago (or at end_date, never later), so most visits are over.
+    end_lag = timedelta(hours=1)
     default_page_size = 100
     max_page_size = 1000  # undocumented; the echoed pager.pageSize says what was used
 
@@ -244,6 +240,7 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         super().__init__(*args, **kwargs)
         self._stop_at: datetime | None = None
         self._end_at: datetime | None = None
+        self._page_oldest: datetime | None = None
 
     @property
     def partitions(self) -> list[dict]:
@@ -255,9 +252,8 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         """Newest first, the largest page the endpoint allows."""
         return {"page": next_page_token or 1, "pageSize": self._page_size_in_use, "order": "visitAt desc"}
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+    def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Page newest-first from page 1 (or the saved page) down to the bookmark."""
-        self._context = context
         state = self.partition_state(context)
         progress = state.get("progress")
         if progress:
@@ -283,15 +279,16 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
             return True  # never drop a row silently; a visit without time is still a visit
         if self._high_water is None or visit_at > self._high_water:
             self._high_water = visit_at
+        if self._page_oldest is None or visit_at < self._page_oldest:
+            self._page_oldest = visit_at
         assert self._stop_at is not None
         return visit_at >= self._stop_at and (self._end_at is None or visit_at < self._end_at)
 
     def has_more_pages(self, response: requests.Response, page: int) -> bool:
         """Stop at the page that reaches the bookmark, else when the total is read."""
-        rows = self.rows_of(self.decode(response))
-        times = [parse_datetime(r["visitAt"], UTC) for r in rows if r.get("visitAt")]
+        oldest, self._page_oldest = self._page_oldest, None  # seen by _in_range on this page
         assert self._stop_at is not None
-        if times and min(times) < self._stop_at:
+        if oldest is not None and oldest < self._stop_at:
             return False
         return super().has_more_pages(response, page)
 
