@@ -22,8 +22,11 @@ must cope with any reasonable choice):
 * **Moving rows.** ``move_after_page=N, move_count=k``: after the N-th page is served, k rows
   the client has already been served get a new update time (now) and more stay time, as
   when viewers come back mid-sync. They leave any window that ends in the past, and every
-  later row moves up. ``churn_per_page=k`` does the same after every page. ``moved`` lists
-  the keys moved.
+  later row moves up. ``churn_per_page=k`` does the same after every page;
+  ``churn_growth=k`` moves k rows after page ``churn_from_page``, 2k after the next, and so
+  on (viewers come back faster than any client can page). ``moved`` lists the keys moved.
+* **Overstated total.** ``total_extra=n`` adds n to every ``data.total`` while serving only
+  the rows that exist, as a gateway whose count query disagrees with its list query would.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class NuoyunData:
     move_after_page: int | None = None
     move_count: int = 0
     churn_per_page: int = 0
+    churn_growth: int = 0
+    churn_from_page: int = 1
+    total_extra: int = 0
     # ----------------------------------------------------------- state (not init)
     by_key: dict[Key, dict] = field(default_factory=dict, init=False)
     update_time: dict[Key, int] = field(default_factory=dict, init=False)
@@ -193,9 +199,13 @@ class NuoyunData:
     def _moves_due(self) -> bool:
         """Whether the page being served now is followed by moves (so the served rows are needed)."""
         upcoming = self.pages_served + 1
-        return bool(self.churn_per_page) or (
+        return bool(self.churn_per_page or self.churn_growth_due(upcoming)) or (
             self.move_after_page is not None and upcoming == self.move_after_page
         )
+
+    def churn_growth_due(self, page: int) -> int:
+        """Rows ``churn_growth`` moves after the ``page``-th page is served."""
+        return self.churn_growth * max(0, page - self.churn_from_page + 1)
 
     def encoded(self, key: Key) -> bytes:
         data = self._encoded.get(key)
@@ -298,7 +308,11 @@ def register(sandbox: Sandbox, data: NuoyunData | None = None) -> NuoyunData:
             size = min(size, MAX_PAGE_SIZE)
             total, page_entries, served = data.query(start, end, user_id, sort, page, size)
             rows = b",".join(data.encoded((e[1], e[2])) for e in page_entries)
-            payload = b'{"data":{"total":%d,"list":[' % total + rows + b']},"msg":"Success","code":200}'
+            payload = (
+                b'{"data":{"total":%d,"list":[' % (total + data.total_extra)
+                + rows
+                + b']},"msg":"Success","code":200}'
+            )
             data.pages_served += 1
             if served is not None:
                 now = sandbox.now()
@@ -306,6 +320,8 @@ def register(sandbox: Sandbox, data: NuoyunData | None = None) -> NuoyunData:
                     data.move_served(served, data.move_count, now)
                 if data.churn_per_page:
                     data.move_served(served, data.churn_per_page, now)
+                if data.churn_growth_due(data.pages_served):
+                    data.move_served(served, data.churn_growth_due(data.pages_served), now)
             return Response(200, payload, rows=len(page_entries))
 
     sandbox.route("POST", PATH, user_durations)

@@ -9,6 +9,7 @@ that never shows a credential.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -24,7 +25,7 @@ from sandbox import Fault, Sandbox
 from sandbox import nuoyun as ny
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.guards import SlidingWindowRateLimiter
-from tap_livestream_viewers.providers.nuoyun import Frontier, best_page, device_label
+from tap_livestream_viewers.providers.nuoyun import STALL_PAGES, Frontier, best_page, device_label
 from tap_livestream_viewers.tap import TapLivestreamViewers
 
 UTC = timezone.utc
@@ -245,6 +246,74 @@ def test_killed_run_resumes_with_its_frontier_even_after_rows_moved_meanwhile(ga
     assert "data.total fell from 3000 to 2975" in rerun.stderr  # seen against the saved total
     follow_up = run_tap(tmp_path, follow_up_config(gateway.base_url, data), state=rerun.last_state)
     assert got | set(keys_of(follow_up.records(STREAM))) == data.keys
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "pages"),
+    [
+        # a short page (50 of 100) may be a page-size cap: one page of 50 at row 250 tells
+        (250, 50, [(1, 100), (2, 100), (3, 100), (6, 50)]),
+        # an empty page at the frontier tells at once
+        (200, 100, [(1, 100), (2, 100), (3, 100)]),
+    ],
+)
+def test_total_that_overstates_the_rows_served_finishes_the_window_with_one_warning(
+    sandbox, tmp_path, rows, extra, pages
+):
+    """data.total says more rows than the gateway serves: every row it has, then the window ends."""
+    data = ny.register(sandbox, ny.NuoyunData(rows=rows, total_extra=extra))
+    config = make_config(sandbox.base_url, data)
+    config["nuoyun"]["page_size"] = 100
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    assert "Loop detected" not in run.stderr
+    keys = keys_of(run.records(STREAM))
+    assert len(keys) == rows and set(keys) == data.keys
+    calls = [call.json() for call in sandbox.calls_to(ny.PATH)]
+    assert [(c["page"], c["page_size"]) for c in calls] == pages
+    lines = [line for line in run.stderr.splitlines() if f"data.total says {rows + extra}" in line]
+    assert len(lines) == 1, run.stderr
+    for part in ("WARNING", "Nuoyun", STREAM, f"rows end at {rows}", "What to do"):
+        assert part in lines[0]
+    bookmark = run.last_state["bookmarks"][STREAM]
+    assert "progress" not in bookmark  # the window is finished: the next run does not loop into it
+    assert bookmark["replication_key_value"] == "2026-11-05T00:00:00+00:00"
+
+
+def test_the_same_page_twice_is_progress_while_rows_drain_from_the_window(gateway, tmp_path):
+    """Ever more viewers come back after each page, until page 1 is asked again and again as the
+    window drains: each repeat is progress (rows left), not a loop; nothing is lost."""
+    data = ny.register(gateway, ny.NuoyunData(rows=10_000, churn_growth=15, churn_from_page=12))
+    first = run_tap(tmp_path, make_config(gateway.base_url, data))
+    assert first.returncode == 0, first.stderr[-3000:]
+    pages = [(c.json()["page"], c.json()["page_size"]) for c in gateway.calls_to(ny.PATH)]
+    assert len(pages) == 48
+    assert sum(1 for a, b in itertools.pairwise(pages) if a == b) >= 5  # the SDK's loop check would stop here
+    got = set(keys_of(first.records(STREAM)))
+    assert data.keys - set(data.moved) <= got
+
+    data.churn_growth = 0
+    second = run_tap(tmp_path, follow_up_config(gateway.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert got | set(keys_of(second.records(STREAM))) == data.keys
+
+
+def test_rows_updated_faster_than_pages_advance_stop_after_25_pages_with_one_clear_line(gateway, tmp_path):
+    """From page 80 on, 20 more viewers come back after each page than after the one before: every
+    page starts past what is still known read. A clear line after 25 such pages; the state resumes."""
+    data = ny.register(gateway, ny.NuoyunData(rows=10_000, churn_growth=20, churn_from_page=80))
+    config = make_config(gateway.base_url, data)
+    config["nuoyun"]["page_size"] = 100
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert "Loop detected" not in run.stderr
+    assert len(gateway.calls_to(ny.PATH)) == 80 + STALL_PAGES
+    lines = [line for line in run.stderr.splitlines() if "pages without progress" in line]
+    assert lines, run.stderr[-3000:]
+    for part in ("Nuoyun", STREAM, f"{STALL_PAGES} pages without progress", "What to do"):
+        assert part in lines[0]
+    progress = run.last_state["bookmarks"][STREAM]["progress"]  # the window resumes next run
+    assert progress["window_end"] == "2026-11-05T00:00:00+00:00"
 
 
 # -------------------------------------------------------------------- increments

@@ -24,6 +24,13 @@ Quirks that shape this module:
   stream keeps a *frontier* (how many leading rows, in the provider's current order, are
   known to be read) and lowers it by every drop of ``data.total``; the next page is chosen
   (page number and page size) to start at or before the frontier. See ``Frontier``.
+* "data.total" may overstate the rows the list serves (a count query that disagrees with
+  the list query). An empty page at or before the frontier with no drop of the total (or a
+  short one once the gateway's page size is known) means the gateway has no further rows:
+  the window is finished with one warning naming N and M. See ``absorb_page``.
+* Paging ends only from the frontier: when all rows are read, when the gateway has no more
+  rows, or with a clear error after ``STALL_PAGES`` pages without progress. The SDK's own
+  loop check (the same token twice) is off: here the same page twice can be progress.
 * "device: 使用设备 0为pc,1为安卓,2为其他,3为ios" yet the example sends "iOS", "Android" and "":
   the raw value is kept as a string in ``device`` and ``device_label`` is derived.
 """
@@ -159,7 +166,14 @@ class Frontier:
 
 
 class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
-    """Tokens are ``(page, page_size)``, chosen from the frontier after every answer."""
+    """Tokens are ``(page, page_size)``, chosen from the frontier after every answer.
+
+    The SDK's ``advance`` raises "Loop detected in pagination" when a token repeats. Here a
+    repeat is legitimate (rows that left the window can hold the frontier in place while
+    progress grows) or is a stall that ``absorb_page`` counts and reports in one line; the
+    SDK's check would fire first with a raw traceback. So ``advance`` is the SDK's without
+    that check: the stream's frontier alone decides when paging ends.
+    """
 
     def __init__(self, stream: NuoyunUserDurationsStream, start: tuple[int, int]) -> None:
         super().__init__(start)
@@ -176,12 +190,18 @@ class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
         return self._stream.next_token()
 
     def advance(self, response: requests.Response) -> None:
-        """Move on, then save the next page (and the frontier) and emit the state."""
-        super().advance(response)
-        if not self.finished:
-            page, size = self.current_value
-            self._stream._page_size_in_use = size
-            self._stream.page_done(page)
+        """Move on (no identical-token check, see the class), then save the next page and the state.
+
+        Mirrors ``BaseAPIPaginator.advance`` of singer-sdk 0.54 otherwise.
+        """
+        self._page_count += 1
+        if not self.has_more(response):
+            self._finished = True
+            return
+        self._value = self.get_next(response)
+        page, size = self._value
+        self._stream._page_size_in_use = size
+        self._stream.page_done(page)
 
 
 class NuoyunUserDurationsStream(LivestreamStream):
@@ -266,6 +286,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         super().__init__(*args, **kwargs)
         self._frontier = Frontier()
         self._page_cap = self.page_size
+        self._page_cap_seen = False
         self._window_end_text: str | None = None
         self._stalled_pages = 0
         self._best_progress = 0
@@ -315,6 +336,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
             else:
                 self._frontier = Frontier()
             self._page_cap = self.page_size
+            self._page_cap_seen = False
             self._stalled_pages = 0
             self._best_progress = self._frontier.progress
             self._window_end_text = to_rfc3339(window.end)
@@ -415,7 +437,25 @@ class NuoyunUserDurationsStream(LivestreamStream):
     # ---------------------------------------------------------------------- paging
 
     def absorb_page(self, response: requests.Response, token: tuple[int, int]) -> bool:
-        """Move the frontier with one answer; ``True`` while rows of the window are unread."""
+        """Move the frontier with one answer; ``True`` while rows of the window are unread.
+
+        **A total that overstates the rows served.** When a page starting at or before the
+        frontier comes back empty, with no drop of ``data.total``, the gateway has no row at
+        that position or after it: every row it serves for this window is read, whatever the
+        total says. The window is finished with one warning (provider, stream, partition,
+        "data.total says N but rows end at M") and the bookmark moves on. We finish rather
+        than fail because asking again cannot produce a row, and failing would resume into
+        the same window on every run, stopping the partition for good over a count. A short
+        page is read the same way once the gateway's page size is known; the first short
+        page may be a silent page-size cap, so one page at the frontier at that size is
+        asked first (the only extra call, and it is needed to tell the two apart). Should
+        a gateway withhold rows it does count (e.g. a deep-paging limit), no answer the tap
+        could ask for holds them; the warning is the trace.
+
+        **A stall.** ``STALL_PAGES`` pages in a row without progress (rows updated faster
+        than pages advance) raise the one-line ``ProviderAPIError``; the state saved after
+        the last page resumes the window.
+        """
         page, size = token
         facts = self.page_facts(response)
         offset = (page - 1) * size
@@ -429,6 +469,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 self._total_warned = True
             total = offset + facts.rows + (1 if facts.rows >= size else 0)
         before = self._frontier.total
+        known = self._frontier.rows
         drop = self._frontier.absorb(offset, facts.rows, total)
         if before is not None and total > before:
             self.logger.warning(
@@ -450,8 +491,14 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 drop,
                 self._frontier.rows,
             )
-        if facts.rows < size and offset + facts.rows < total and facts.rows > 0:
-            self._page_cap = facts.rows  # the gateway serves fewer rows than asked: page by what it serves
+        short = facts.rows < size and offset + facts.rows < total
+        if short and not drop and offset <= known and (facts.rows == 0 or self._page_cap_seen):
+            self.warn_rows_end(total, offset, facts.rows)
+            return False
+        if short and facts.rows > 0:
+            # the gateway serves fewer rows than asked: page by what it serves (or the rows end here)
+            self._page_cap = facts.rows
+            self._page_cap_seen = True
         if self._frontier.done():
             return False
         if self._frontier.progress > self._best_progress:
@@ -469,6 +516,23 @@ class NuoyunUserDurationsStream(LivestreamStream):
                     )
                 )
         return True
+
+    def warn_rows_end(self, total: int, offset: int, rows: int) -> None:
+        """One line: the total says more rows than the gateway serves; the window ends here."""
+        end = offset + rows
+        page_kind = "an empty page" if rows == 0 else f"a page of {rows} row(s)"
+        self.logger.warning(
+            "%s",
+            self.describe(
+                self._context,
+                f"data.total says {total} but rows end at {end} in window "
+                f"{to_rfc3339(self._window.start) if self._window else '?'} .. {self._window_end_text} "
+                f"({page_kind} at row {offset} with no drop of data.total); the window is finished "
+                f"with every row the gateway serves",
+                "nothing if the total counts rows the list leaves out; if rows are missing, report "
+                "this line to Nuoyun",
+            ),
+        )
 
     def next_token(self) -> tuple[int, int]:
         """Start at or before the frontier, less the last drop (rows may leave again meanwhile)."""
