@@ -88,7 +88,10 @@ SETTINGS = th.PropertiesList(
             th.IntegerType,
             description="Rows per page (activity visits: default 100; user visits: max 1000).",
         ),
-        description="Shangzhibo (上直播). Its streams are active when access_token is set.",
+        description=(
+            "Shangzhibo (上直播). Activity visits are active with access_token and activity_ids; "
+            "user visits with access_token, agent_id and user_ids."
+        ),
     ),
     _provider(
         "mudu",
@@ -117,7 +120,7 @@ SETTINGS = th.PropertiesList(
             default=True,
             description="Leave out viewers who did not watch (filter_watch_time=1).",
         ),
-        description="Mudu (目睹). Its stream is active when access_token is set.",
+        description="Mudu (目睹). Its stream is active when access_token and channel_ids are set.",
     ),
     _provider(
         "nuoyun",
@@ -167,7 +170,7 @@ SETTINGS = th.PropertiesList(
             th.ArrayType(th.StringType),
             description="Custom room numbers (one partition each).",
         ),
-        description="Talk-cloud (拓课云). Its streams are active when key is set.",
+        description="Talk-cloud (拓课云). Its streams are active when key and a room are set.",
     ),
 )
 
