@@ -46,7 +46,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
 from tap_livestream_viewers.timeutil import local_to_rfc3339, to_rfc3339
 
@@ -392,7 +392,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         body = self.decode(response)
         data = body.get("data") if isinstance(body, dict) else None
         total = data.get("total") if isinstance(data, dict) else None
-        return PageFacts(rows=len(self.rows_of(body)), total=_int_or_none(total))
+        return PageFacts(rows=len(self.rows_of(body)), total=int_or_none(total))
 
     def check_provider_status(self, response: requests.Response) -> None:
         """``code`` 200 is success; a rate-limit code is retried; anything else fails with ``msg``."""
@@ -407,7 +407,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
             )
         code = body.get("code")
         message = self.one_line(str(body.get("msg") or ""))
-        if _int_or_none(code) == 200:
+        if int_or_none(code) == 200:
             data = body.get("data")
             if not isinstance(data, dict) or not isinstance(data.get("list"), list):
                 raise ProviderAPIError(
@@ -419,9 +419,9 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 )
             return
         lowered = message.lower()
-        if _int_or_none(code) == 429 or any(word in lowered for word in RATE_LIMIT_WORDS):
+        if int_or_none(code) == 429 or any(word in lowered for word in RATE_LIMIT_WORDS):
             raise RetriableAPIError(f"code {code}: {message} (rate limited)", response)
-        action = self.credential_hint if _int_or_none(code) in (401, 403) else None
+        action = self.credential_hint if int_or_none(code) in (401, 403) else None
         raise ProviderAPIError(
             self.describe(
                 self._context,
@@ -568,13 +568,6 @@ class NuoyunUserDurationsStream(LivestreamStream):
             row["third_wechat_info"] = {}
         row["update_window_end"] = self._window_end_text
         return row
-
-
-def _int_or_none(value: t.Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 __all__ = ["Frontier", "NuoyunUserDurationsStream", "active_stream_types", "best_page", "device_label"]

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 from singer_sdk import typing as th
@@ -53,8 +53,9 @@ from tap_livestream_viewers.client import (
     PartitionFailed,
     ProgressPaginator,
     ProviderAPIError,
+    int_or_none,
 )
-from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, unix_to_rfc3339
+from tap_livestream_viewers.timeutil import UTC, floor_to_second, parse_datetime, to_rfc3339, unix_to_rfc3339
 
 if t.TYPE_CHECKING:
     import requests
@@ -62,7 +63,6 @@ if t.TYPE_CHECKING:
 
     from tap_livestream_viewers.windows import Window
 
-UTC = timezone.utc
 
 #: "时间区间最大限制1个月": 28 days is no longer than any reading of "one month".
 MAX_WINDOW = timedelta(days=28)
@@ -135,18 +135,6 @@ def entry_key(room: str, userid: t.Any, entered: t.Any, terminal: t.Any, termina
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
 
 
-def _int_or_none(value: t.Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return None
-
-
 def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> dict:
     """One ``logininfo``/``uptablelist`` row as a record: typed, labelled, keyed.
 
@@ -167,9 +155,9 @@ def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> di
             out[field] = str(value)
     for field in _TIMESTAMP_FIELDS:
         if field in out:
-            out[field] = _int_or_none(out[field])
-    out["duration_seconds"] = _int_or_none(out.get("duration"))
-    out["paytime_seconds"] = _int_or_none(out.get("paytime"))
+            out[field] = int_or_none(out[field])
+    out["duration_seconds"] = int_or_none(out.get("duration"))
+    out["paytime_seconds"] = int_or_none(out.get("paytime"))
     out["terminal_label"] = TERMINAL_LABELS.get(out.get("terminal") or "")
     out["terminal_details_label"] = TERMINAL_DETAILS_LABELS.get(out.get("terminal_details") or "")
     out["userroleid_label"] = USERROLE_LABELS.get(out.get("userroleid") or "")
@@ -418,7 +406,7 @@ class _TalkcloudStream(LivestreamStream):
                     "check talkcloud.base_url points at the Talk-cloud WebAPI",
                 )
             )
-        code = _int_or_none(body.get("result"))
+        code = int_or_none(body.get("result"))
         if code in (0, NO_DATA):
             for field in ("logininfo", "uptablelist"):
                 if body.get(field) is not None and not isinstance(body.get(field), list):
@@ -430,7 +418,7 @@ class _TalkcloudStream(LivestreamStream):
                         )
                     )
             return
-        said = self._provider_words(body)
+        said = f" ({words})" if (words := self.provider_words(body)) else ""
         if code == ROOM_GONE:
             self._mark_failed(context)
             raise PartitionFailed(
@@ -463,12 +451,6 @@ class _TalkcloudStream(LivestreamStream):
                 "it is resolved, the state resumes at this page",
             )
         )
-
-    def _provider_words(self, body: dict) -> str:
-        for field in ("msg", "message", "info", "error", "errmsg"):
-            if body.get(field):
-                return f" ({self.one_line(str(body[field]))})"
-        return ""
 
     @staticmethod
     def _room(context: Context | None) -> str:
