@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.guards import (
@@ -193,3 +195,68 @@ def test_retry_after_in_seconds_or_as_an_http_date():
     response.headers["Retry-After"] = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= retry_after_seconds(response) <= 31
     assert retry_after_seconds(None) is None
+
+
+# ------------------------------------------------------------------------ paging
+
+
+def _page(body: object) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    return response
+
+
+def _activity_stream(page_size: int):
+    tap = _tap(
+        {"shangzhibo": {"access_token": "t" * 8, "activity_ids": ["1"], "page_size": page_size}},
+    )
+    stream = tap.streams["shangzhibo_activity_visits"]
+    stream._page_size_in_use = stream.page_size
+    return stream
+
+
+def test_paging_stops_from_the_providers_total_never_on_an_empty_page():
+    stream = _activity_stream(100)
+    items = [{"visitAt": "2026-09-01T00:00:00.000Z"}]
+    full = {"pager": {"page": 1, "pageSize": 100, "total": 250}, "items": items * 100}
+    assert stream.has_more_pages(_page(full), 1) is True
+    assert stream.has_more_pages(_page({**full, "pager": {**full["pager"], "page": 2}}), 2) is True
+    last = {"pager": {"page": 3, "pageSize": 100, "total": 250}, "items": items * 50}
+    assert stream.has_more_pages(_page(last), 3) is False
+    exact = {"pager": {"page": 2, "pageSize": 100, "total": 200}, "items": items * 100}
+    assert stream.has_more_pages(_page(exact), 2) is False  # a full last page: no extra call
+
+
+def test_paging_follows_the_echoed_page_size_and_a_silent_cap():
+    stream = _activity_stream(500)
+    items = [{"visitAt": "2026-09-01T00:00:00.000Z"}]
+    echoed = {"pager": {"page": 1, "pageSize": 100, "total": 250}, "items": items * 100}
+    assert stream.has_more_pages(_page(echoed), 1) is True  # 100 of 250, by the echoed size
+    silent = {"pager": {"page": 1, "total": 250}, "items": items * 100}
+    assert stream.has_more_pages(_page(silent), 1) is True  # asked 500, got 100: a cap
+    assert stream.has_more_pages(_page({"pager": {"total": 250}, "items": items * 100}), 2) is True
+    assert stream.has_more_pages(_page({"pager": {"total": 250}, "items": items * 50}), 3) is False
+
+
+def test_without_a_total_a_short_page_is_the_last():
+    tap = _tap({"mudu": {"access_token": "t" * 8, "channel_ids": ["1"]}})
+    stream = tap.streams["mudu_user_records"]
+    stream._page_size_in_use = 100
+    assert stream.has_more_pages(_page([{"record_id": i} for i in range(100)]), 1) is True
+    assert stream.has_more_pages(_page([{"record_id": i} for i in range(99)]), 2) is False
+    assert stream.has_more_pages(_page([]), 3) is False
+
+
+# -------------------------------------------------------------------------- keys
+
+
+def test_visit_keys_are_stable_and_tell_viewers_apart():
+    from tap_livestream_viewers.providers.shangzhibo import visit_key
+
+    at = "2026-09-01T08:00:00+00:00"
+    assert visit_key("A", 7, "", at) == visit_key("A", 7, "", at)
+    assert len({visit_key("A", 7, "", at), visit_key("A", 8, "", at), visit_key("B", 7, "", at)}) == 3
+    # anonymous viewers (userId null) are told apart by their session id prefix
+    assert visit_key("A", None, "1a2b3c4d", at) != visit_key("A", None, "5e6f7a8b", at)
+    assert visit_key("A", None, "1a2b3c4d", at) != visit_key("A", 1, "", at)
