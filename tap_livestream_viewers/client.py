@@ -131,8 +131,12 @@ class LivestreamStream(RESTStream[int]):
 
     @property
     def url_base(self) -> str:
-        """The provider's base URL from the config (``base_url`` has a default per provider)."""
-        return str(self.provider_config.get("base_url", "")).rstrip("/")
+        """``<provider>.base_url``; when it is missing or empty, the settings schema's default."""
+        configured = self.provider_config.get("base_url")
+        if not configured:
+            provider = (self._tap.config_jsonschema.get("properties") or {}).get(self.provider_key) or {}
+            configured = (provider.get("properties") or {}).get("base_url", {}).get("default", "")
+        return str(configured).rstrip("/")
 
     @cached_property
     def tz(self) -> tzinfo:

@@ -260,3 +260,19 @@ def test_visit_keys_are_stable_and_tell_viewers_apart():
     # anonymous viewers (userId null) are told apart by their session id prefix
     assert visit_key("A", None, "1a2b3c4d", at) != visit_key("A", None, "5e6f7a8b", at)
     assert visit_key("A", None, "1a2b3c4d", at) != visit_key("A", 1, "", at)
+
+
+def test_an_empty_base_url_falls_back_to_each_providers_documented_host():
+    tap = _tap(
+        {
+            "shangzhibo": {"access_token": "t" * 8, "activity_ids": ["1"], "base_url": ""},
+            "mudu": {"access_token": "t" * 8, "channel_ids": ["1"], "base_url": ""},
+            "nuoyun": {"base_url": ""},
+            "talkcloud": {"key": "k" * 8, "serials": ["1"], "base_url": ""},
+        }
+    )
+    hosts = {name: stream.url_base for name, stream in tap.streams.items()}
+    assert hosts["shangzhibo_activity_visits"] == "https://shangzhibo.tv"
+    assert hosts["nuoyun_user_durations"] == "https://gateway.nuoyunapi.com"  # the document's 接口地址
+    assert hosts["talkcloud_login_records"] == "https://global.talk-cloud.net"  # the document's URL
+    assert hosts["mudu_user_records"] == "https://mudu.tv/api"

@@ -54,7 +54,6 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
-DEFAULT_BASE_URL = "https://gateway.nuoyunapi.com"
 PATH = "/Api/RoomRounds/getAccountUserDurationList/2.0.0"
 #: "page_size: 一页显示多少(最小值为1,最大值500)"
 MAX_PAGE_SIZE = 500
@@ -293,11 +292,6 @@ class NuoyunUserDurationsStream(LivestreamStream):
         self._total_warned = False
 
     # ----------------------------------------------------------------- configuration
-
-    @property
-    def url_base(self) -> str:
-        """``nuoyun.base_url``, default the documented gateway."""
-        return str(self.provider_config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def http_headers(self) -> dict:
