@@ -154,7 +154,7 @@ SETTINGS = th.PropertiesList(
             default=1000,
             description="Client-side limit of calls in any 10-second span.",
         ),
-        description="Nuoyun (诺云). Its stream is active when this object is set.",
+        description=("Nuoyun (诺云). Its stream is active when headers or body carries a credential."),
     ),
     _provider(
         "talkcloud",

@@ -85,7 +85,7 @@ def test_only_configured_providers_have_streams(tmp_path):
     everything = {
         **only_mudu,
         "shangzhibo": {"access_token": "t" * 8, "activity_ids": ["1"], "agent_id": 1, "user_ids": [2]},
-        "nuoyun": {},
+        "nuoyun": {"headers": {"Authorization": "Bearer " + "n" * 8}},
         "talkcloud": {"key": "k" * 8, "serials": ["1"]},
     }
     catalog = discover(tmp_path, everything)

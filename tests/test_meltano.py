@@ -228,3 +228,55 @@ def test_meltano_run_into_postgres_lands_every_row_once(meltano_installed, postg
         assert offsets == 0
     finally:
         box.stop()
+
+
+# ------------------------------------------------------- one provider configured
+
+#: Path fragments of each provider's endpoints in the sandbox.
+PROVIDER_PATHS = {
+    "shangzhibo": ("/api/activity/", "/api/v3/agent/"),
+    "mudu": ("/api/v2/activities/",),
+    "nuoyun": ("/Api/RoomRounds/",),
+    "talkcloud": ("/WebAPI/",),
+}
+PROVIDER_STREAMS = {
+    "shangzhibo": {"shangzhibo_activity_visits", "shangzhibo_user_visits"},
+    "mudu": {"mudu_user_records"},
+    "nuoyun": {"nuoyun_user_durations"},
+    "talkcloud": {"talkcloud_login_records", "talkcloud_stage_users"},
+}
+
+
+def landed_jsonl(directory: Path) -> dict[str, int]:
+    """Distinct lines per stream file that target-jsonl wrote."""
+    return {path.stem: len(set(path.read_text().splitlines())) for path in directory.glob("*.jsonl")}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_PATHS))
+def test_meltano_run_with_one_providers_environment_lands_only_that_provider(
+    meltano_installed, tmp_path, provider
+):
+    """Settings only from environment variables, one provider's alone: its rows, no other call."""
+    box, datasets = build()
+    base_url = box.start()
+    try:
+        settings = {provider: tap_settings(datasets, base_url)[provider]}
+        expected = expected_rows(tmp_path, settings)
+        assert set(expected) == PROVIDER_STREAMS[provider]
+        box.reset_calls()
+        out = tmp_path / "jsonl"
+        out.mkdir()
+        env = meltano_env(tmp_path, settings, TARGET_JSONL_DESTINATION_PATH=str(out))
+        result = meltano_run(env, "target-jsonl")
+        assert landed_jsonl(out) == expected
+        assert all(expected.values()), expected
+        others = [
+            call.path
+            for call in box.calls
+            if not any(fragment in call.path for fragment in PROVIDER_PATHS[provider])
+        ]
+        assert others == [], others
+        assert box.calls, "the configured provider was never called"
+        assert "Traceback" not in result.stderr
+    finally:
+        box.stop()

@@ -143,7 +143,9 @@ def test_records_carry_every_documented_field_labels_and_rfc3339_times(sandbox, 
 
 
 def test_document_example_parses_and_shapes_as_written():
-    tap = TapLivestreamViewers(config={"start_date": START, "nuoyun": {}}, validate_config=True)
+    tap = TapLivestreamViewers(
+        config={"start_date": START, "nuoyun": {"body": {"app_key": "n" * 8}}}, validate_config=True
+    )
     stream = tap.streams[STREAM]
     body = tolerant_json.loads((FIXTURES / "nuoyun_example.json").read_bytes())
     assert body["code"] == 200 and body["data"]["total"] == 21451

@@ -267,7 +267,7 @@ def test_an_empty_base_url_falls_back_to_each_providers_documented_host():
         {
             "shangzhibo": {"access_token": "t" * 8, "activity_ids": ["1"], "base_url": ""},
             "mudu": {"access_token": "t" * 8, "channel_ids": ["1"], "base_url": ""},
-            "nuoyun": {"base_url": ""},
+            "nuoyun": {"headers": {"X-Key": "n" * 8}, "base_url": ""},
             "talkcloud": {"key": "k" * 8, "serials": ["1"], "base_url": ""},
         }
     )

@@ -81,9 +81,26 @@ DEVICE_LABELS = {
 RATE_LIMIT_WORDS = ("频繁", "频率", "限流", "too many", "rate limit")
 
 
+def has_credentials(settings: t.Mapping[str, t.Any]) -> bool:
+    """Whether ``nuoyun.headers`` or ``nuoyun.body`` carries at least one non-empty value.
+
+    The document does not name Nuoyun's credentials, so they are free-form; but a gateway
+    answers nobody without one, and Meltano always passes the ``nuoyun`` object (with the
+    schema's defaults), so the object's presence says nothing about the user's intent.
+    """
+    for name in ("headers", "body"):
+        values = settings.get(name)
+        if isinstance(values, t.Mapping) and any(v not in (None, "", [], {}) for v in values.values()):
+            return True
+    return False
+
+
 def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
-    """The stream is active when the ``nuoyun`` object is present (its credentials are free-form)."""
-    return [NuoyunUserDurationsStream] if isinstance(config.get("nuoyun"), dict) else []
+    """The stream is active when ``nuoyun.headers`` or ``nuoyun.body`` carries a credential."""
+    settings = config.get("nuoyun")
+    if isinstance(settings, t.Mapping) and has_credentials(settings):
+        return [NuoyunUserDurationsStream]
+    return []
 
 
 def device_label(raw: str | None) -> str | None:
