@@ -7,7 +7,8 @@ import typing as t
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from tap_livestream_viewers.client import ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError
+from tap_livestream_viewers.progress import run_summary, set_metrics_level
 from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
 
@@ -63,6 +64,17 @@ SETTINGS = th.PropertiesList(
         SECONDS,
         default=60.0,
         description="Longest wait between two retries.",
+    ),
+    th.Property(
+        "metrics_log_level",
+        th.StringType,
+        default="WARNING",
+        allowed_values=["DEBUG", "INFO", "WARNING"],
+        description=(
+            "Level of the SDK's METRIC log lines (singer_sdk.metrics). They are written at INFO, so "
+            "WARNING (the default) hides them; INFO shows them. Progress lines and the run summary "
+            "are always shown."
+        ),
     ),
     _provider(
         "shangzhibo",
@@ -186,6 +198,7 @@ class TapLivestreamViewers(Tap):
         #: One-line errors of partitions that failed while the others went on.
         self.failed_partitions: list[str] = []
         super().__init__(*args, **kwargs)
+        set_metrics_level(self.config.get("metrics_log_level"))
 
     def discover_streams(self) -> list[Stream]:
         """Streams of every provider configured, each only when its inputs are set."""
@@ -195,12 +208,26 @@ class TapLivestreamViewers(Tap):
         return streams
 
     def sync_all(self) -> None:
-        """Sync everything, then fail the run if any partition failed along the way."""
-        super().sync_all()
+        """Sync everything, then fail the run if any partition failed along the way.
+
+        The run summary (rows, calls, partitions per stream) is logged whatever happened.
+        """
+        try:
+            super().sync_all()
+        finally:
+            self.logger.info("%s", run_summary(self.stream_progress()))
         if self.failed_partitions:
             raise ProviderAPIError(
                 f"{len(self.failed_partitions)} partition(s) failed: " + " | ".join(self.failed_partitions)
             )
+
+    def stream_progress(self) -> dict:
+        """Counts of every stream that read at least one partition this run."""
+        return {
+            name: stream.progress
+            for name, stream in self.streams.items()
+            if isinstance(stream, LivestreamStream) and stream.progress.outcomes
+        }
 
 
 if __name__ == "__main__":
