@@ -33,7 +33,10 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "end_date",
         th.DateTimeType,
-        description="Latest time to extract (exclusive). Default: now.",
+        description=(
+            "Latest time to extract (exclusive). Default: now; never later than now less a provider's "
+            "lag (rows still being written)."
+        ),
     ),
     th.Property(
         "provider_timezone",
@@ -79,7 +82,12 @@ SETTINGS = th.PropertiesList(
     _provider(
         "shangzhibo",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-        th.Property("base_url", th.StringType, default="https://shangzhibo.tv"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://shangzhibo.tv",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "activity_ids",
             th.ArrayType(th.StringType),
@@ -108,7 +116,15 @@ SETTINGS = th.PropertiesList(
     _provider(
         "mudu",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-        th.Property("base_url", th.StringType, default="https://mudu.tv/api"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://mudu.tv/api",
+            description=(
+                "API root URL (the path /v2/activities/{channel_id}/userRecords is appended); "
+                "change it only for a proxy or a test server."
+            ),
+        ),
         th.Property(
             "channel_ids",
             th.ArrayType(th.StringType),
@@ -136,7 +152,12 @@ SETTINGS = th.PropertiesList(
     ),
     _provider(
         "nuoyun",
-        th.Property("base_url", th.StringType, default="https://gateway.nuoyunapi.com"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://gateway.nuoyunapi.com",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "headers",
             th.ObjectType(additional_properties=th.StringType),
@@ -171,7 +192,12 @@ SETTINGS = th.PropertiesList(
     _provider(
         "talkcloud",
         th.Property("key", th.StringType, secret=True, description="Enterprise key (企业Key)."),
-        th.Property("base_url", th.StringType, default="https://global.talk-cloud.net"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://global.talk-cloud.net",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "serials",
             th.ArrayType(th.StringType),
