@@ -4,8 +4,10 @@ secrets kept out of git, and a README settings table that matches the tap."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import zipfile
 
 import tomllib
 import yaml
@@ -132,3 +134,29 @@ def test_every_integer_in_the_catalog_declares_a_64_bit_range(tmp_path):
         integers += json.dumps(entry["schema"]).count('"integer"')
     assert integers > 20
     assert unsized == []
+
+
+def test_building_the_package_warns_about_nothing_and_ships_the_licence(tmp_path):
+    """The old ``license = {text = …}`` form warned on every install; the SPDX form does not."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-w", str(tmp_path), "-v"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    warnings = [
+        line
+        for line in log.splitlines()
+        if re.search(r"Warning|!!", line) and "is ignored: it is neither a file nor a directory" not in line
+    ]
+    assert warnings == []
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    assert {name.split("/")[0] for name in names} == {
+        "tap_livestream_viewers",
+        "tap_livestream_viewers-0.1.0.dist-info",
+    }
