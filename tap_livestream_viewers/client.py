@@ -603,7 +603,7 @@ class LivestreamStream(RESTStream[int]):
     def report_partition(self, context: Context | None, outcome: str, started: Counts) -> None:
         """One INFO line per partition: how it ended, what it read, how many partitions are left."""
         self.progress.outcomes[outcome] += 1
-        total = len(self.partitions or [None])
+        total = len(self.partitions) if self.partitions else 1
         left = max(0, total - sum(self.progress.outcomes.values()))
         self.logger.info(
             "%s",
