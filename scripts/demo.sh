@@ -21,9 +21,9 @@ grep -q ready output/sandbox.log || { cat output/sandbox.log; exit 1; }
 
 eval "$(.venv/bin/python scripts/sandbox_env.py output/sandbox-config.json)"
 export TAP_LIVESTREAM_VIEWERS_START_DATE=${DEMO_START_DATE:-2026-09-01T00:00:00+08:00}
-export TARGET_DUCKDB_FILEPATH="$PWD/output/livestream.duckdb"
+export TARGET_DUCKDB_FILEPATH="$PWD/output/warehouse.duckdb"
 
 echo "==> meltano run tap-livestream-viewers target-duckdb"
 .venv/bin/meltano run tap-livestream-viewers target-duckdb
 
-.venv/bin/python scripts/show_landed.py output/livestream.duckdb
+.venv/bin/python scripts/show_landed.py output/warehouse.duckdb

@@ -1,7 +1,8 @@
 """Print what the demo loaded into DuckDB; exit 1 if nothing landed.
 
 target-duckdb can exit 0 having loaded nothing (it does with duckdb>=1.3), so the demo
-checks the rows themselves, never only the exit code.
+checks the rows themselves, never only the exit code. target-duckdb stores every date-time
+as a TIMESTAMP without a zone, converted to UTC; the output says so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def main(path: str, schema: str = "livestream") -> int:
     qualified = {name: f'"{catalog}"."{schema}"."{name}"' for catalog, name in found}
     tables = list(qualified)
     total = 0
-    print(f"\nRows in {path} (schema {schema}):")
+    print(f"\nRows in {path} (schema {schema}; times are UTC, stored as TIMESTAMP without a zone):")
     for table in tables:
         count = connection.execute(f"select count(*) from {qualified[table]}").fetchone()[0]
         total += count
@@ -35,7 +36,10 @@ def main(path: str, schema: str = "livestream") -> int:
     if total == 0:
         print("\nNothing landed: the load failed even if every command exited 0.", file=sys.stderr)
         return 1
-    print(f"\n{total} rows in {len(tables)} tables.")
+    print(
+        f"\n{total} rows in {len(tables)} tables; query them as {schema}.<table> "
+        "(times in UTC: see 'The warehouse' in the README)."
+    )
     return 0
 
 

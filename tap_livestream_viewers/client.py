@@ -39,7 +39,9 @@ from singer_sdk.streams import RESTStream
 
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
+from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
 from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, zone
+from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
 
 if t.TYPE_CHECKING:
@@ -112,6 +114,12 @@ class LivestreamStream(RESTStream[int]):
     # time in a profile, is replaced by a projection onto the schema's properties below.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        """Declare integer sizes in every stream's schema, so warehouses get BIGINT columns."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("schema"), dict):
+            declare_integer_sizes(cls.__dict__["schema"])
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._context: Context | None = None
@@ -119,8 +127,16 @@ class LivestreamStream(RESTStream[int]):
         self._first_page = 1
         self._page_size_in_use = self.page_size
         self._learned_page_size: int | None = None
-        self.calls_made = 0
+        #: Rows, pages and calls of this run, and how each partition ended (progress lines).
+        self.progress = StreamProgress()
+        self._planned_end: datetime | None = None
+        self._window_started = Counts()
         self._unknown_fields_seen: set[str] = set()
+
+    @property
+    def calls_made(self) -> int:
+        """Calls this run sent for this stream, retries included."""
+        return self.progress.counts.calls
 
     # ----------------------------------------------------------------- configuration
 
@@ -193,6 +209,7 @@ class LivestreamStream(RESTStream[int]):
         """The windows still to read with their first page: an unfinished one first."""
         progress = self.partition_state(context).get("progress")
         resume_from: datetime | None = None
+        self._planned_end = self.sync_end()
         if progress:
             window = Window(
                 parse_datetime(progress["window_start"], self.tz),
@@ -210,7 +227,7 @@ class LivestreamStream(RESTStream[int]):
             resume_from = window.end
         self._page_size_in_use = self.page_size
         start = resume_from or self.bookmark(context)
-        for window in time_windows(self.clamp_start(context, start), self.sync_end(), self.max_window):
+        for window in time_windows(self.clamp_start(context, start), self._planned_end, self.max_window):
             yield window, 1
 
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
@@ -260,6 +277,7 @@ class LivestreamStream(RESTStream[int]):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = to_rfc3339(window.end)
         self.emit_state()
+        self.report_window(context, window)
 
     # ---------------------------------------------------------------------- records
 
@@ -276,10 +294,16 @@ class LivestreamStream(RESTStream[int]):
         * ``CallBudgetExhausted``: the stream stops for today with a warning; the run goes on.
         * ``PartitionFailed``: logged as one line, the other partitions are read, and the tap
           fails the run at the end naming it.
+
+        Either way, one progress line says how the partition ended and what it read.
         """
+        started = self.progress.counts.snapshot()
+        outcome = FAILED
         try:
             yield
+            outcome = DONE
         except CallBudgetExhausted as stop:
+            outcome = STOPPED
             self.on_budget_exhausted(context, stop)
         except PartitionFailed as failure:
             self.logger.error("%s", failure)
@@ -290,6 +314,7 @@ class LivestreamStream(RESTStream[int]):
             failures.append(str(failure))
         finally:
             self._window = None
+            self.report_partition(context, outcome, started)
 
     def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read every planned window page by page, moving the bookmark window by window."""
@@ -297,6 +322,7 @@ class LivestreamStream(RESTStream[int]):
             self._window = window
             self._first_page = first_page
             self._learned_page_size = None
+            self._window_started = self.progress.counts.snapshot()
             self.save_progress(context, window, first_page)
             yield from self.records_in_window(context, window)
             self.complete_window(context, window)
@@ -353,6 +379,7 @@ class LivestreamStream(RESTStream[int]):
         projected = {name: record[name] for name in self._schema_properties if name in record}
         if len(projected) != len(record):
             self._warn_unknown_fields(record)
+        self.progress.counts.rows += 1
         yield from super()._generate_record_messages(projected)
 
     def _warn_unknown_fields(self, record: dict) -> None:
@@ -437,8 +464,10 @@ class LivestreamStream(RESTStream[int]):
         """One attempt: pass the guards, count it, send it, validate it."""
         for guard in self.call_guards:
             guard.before_call()
-        self.calls_made += 1
-        return super()._request(prepared_request, context)
+        self.progress.counts.calls += 1
+        response = super()._request(prepared_request, context)
+        self.progress.counts.pages += 1
+        return response
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """The SDK's retrying decorator, plus a clear one-line error when retries run out."""
@@ -546,6 +575,43 @@ class LivestreamStream(RESTStream[int]):
                 if body.get(key):
                     return self.one_line(str(body[key]))
         return ""
+
+    # -------------------------------------------------------------------- progress
+
+    def calls_left_note(self) -> str:
+        """Hook: what a call budget still allows (e.g. ``"7 of 10 calls left today"``), or ``""``."""
+        return ""
+
+    def _with_budget(self, text: str) -> str:
+        note = self.calls_left_note()
+        return f"{text}; {note}" if note else text
+
+    def report_window(self, context: Context | None, window: Window) -> None:
+        """One INFO line per finished window: what it took and how many windows are left."""
+        started = self._window_started
+        end = self._planned_end or window.end
+        left = sum(1 for _ in time_windows(window.end, end, self.max_window)) if end > window.end else 0
+        self.logger.info(
+            "%s",
+            self._with_budget(
+                f"{self.describe_partition(context)}: window {to_rfc3339(window.start)} .. "
+                f"{to_rfc3339(window.end)} done: {self.progress.counts.since(started)}; "
+                f"{left} window(s) left in this partition"
+            ),
+        )
+
+    def report_partition(self, context: Context | None, outcome: str, started: Counts) -> None:
+        """One INFO line per partition: how it ended, what it read, how many partitions are left."""
+        self.progress.outcomes[outcome] += 1
+        total = len(self.partitions) if self.partitions else 1
+        left = max(0, total - sum(self.progress.outcomes.values()))
+        self.logger.info(
+            "%s",
+            self._with_budget(
+                f"{self.describe_partition(context)}: partition {outcome}: "
+                f"{self.progress.counts.since(started)}; {left} of {total} partition(s) left in this stream"
+            ),
+        )
 
     # -------------------------------------------------------------------- messages
 

@@ -7,7 +7,8 @@ import typing as t
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from tap_livestream_viewers.client import ProviderAPIError
+from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError
+from tap_livestream_viewers.progress import run_summary, set_metrics_level
 from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
 
@@ -32,7 +33,10 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "end_date",
         th.DateTimeType,
-        description="Latest time to extract (exclusive). Default: now.",
+        description=(
+            "Latest time to extract (exclusive). Default: now; never later than now less a provider's "
+            "lag (rows still being written)."
+        ),
     ),
     th.Property(
         "provider_timezone",
@@ -64,10 +68,26 @@ SETTINGS = th.PropertiesList(
         default=60.0,
         description="Longest wait between two retries.",
     ),
+    th.Property(
+        "metrics_log_level",
+        th.StringType,
+        default="WARNING",
+        allowed_values=["DEBUG", "INFO", "WARNING"],
+        description=(
+            "Level of the SDK's METRIC log lines (singer_sdk.metrics). They are written at INFO, so "
+            "WARNING (the default) hides them; INFO shows them. Progress lines and the run summary "
+            "are always shown."
+        ),
+    ),
     _provider(
         "shangzhibo",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-        th.Property("base_url", th.StringType, default="https://shangzhibo.tv"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://shangzhibo.tv",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "activity_ids",
             th.ArrayType(th.StringType),
@@ -96,7 +116,15 @@ SETTINGS = th.PropertiesList(
     _provider(
         "mudu",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
-        th.Property("base_url", th.StringType, default="https://mudu.tv/api"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://mudu.tv/api",
+            description=(
+                "API root URL (the path /v2/activities/{channel_id}/userRecords is appended); "
+                "change it only for a proxy or a test server."
+            ),
+        ),
         th.Property(
             "channel_ids",
             th.ArrayType(th.StringType),
@@ -124,7 +152,12 @@ SETTINGS = th.PropertiesList(
     ),
     _provider(
         "nuoyun",
-        th.Property("base_url", th.StringType, default="https://gateway.nuoyunapi.com"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://gateway.nuoyunapi.com",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "headers",
             th.ObjectType(additional_properties=th.StringType),
@@ -159,7 +192,12 @@ SETTINGS = th.PropertiesList(
     _provider(
         "talkcloud",
         th.Property("key", th.StringType, secret=True, description="Enterprise key (企业Key)."),
-        th.Property("base_url", th.StringType, default="https://global.talk-cloud.net"),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default="https://global.talk-cloud.net",
+            description="API root URL; change it only for a proxy or a test server.",
+        ),
         th.Property(
             "serials",
             th.ArrayType(th.StringType),
@@ -186,6 +224,7 @@ class TapLivestreamViewers(Tap):
         #: One-line errors of partitions that failed while the others went on.
         self.failed_partitions: list[str] = []
         super().__init__(*args, **kwargs)
+        set_metrics_level(self.config.get("metrics_log_level"))
 
     def discover_streams(self) -> list[Stream]:
         """Streams of every provider configured, each only when its inputs are set."""
@@ -195,12 +234,26 @@ class TapLivestreamViewers(Tap):
         return streams
 
     def sync_all(self) -> None:
-        """Sync everything, then fail the run if any partition failed along the way."""
-        super().sync_all()
+        """Sync everything, then fail the run if any partition failed along the way.
+
+        The run summary (rows, calls, partitions per stream) is logged whatever happened.
+        """
+        try:
+            super().sync_all()
+        finally:
+            self.logger.info("%s", run_summary(self.stream_progress()))
         if self.failed_partitions:
             raise ProviderAPIError(
                 f"{len(self.failed_partitions)} partition(s) failed: " + " | ".join(self.failed_partitions)
             )
+
+    def stream_progress(self) -> dict:
+        """Counts of every stream that read at least one partition this run."""
+        return {
+            name: stream.progress
+            for name, stream in self.streams.items()
+            if isinstance(stream, LivestreamStream) and stream.progress.outcomes
+        }
 
 
 if __name__ == "__main__":

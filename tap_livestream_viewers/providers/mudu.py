@@ -172,6 +172,18 @@ class MuduUserRecordsStream(LivestreamStream):
         """Every attempt, retries included, spends one call of the day's budget."""
         return [_SpendAndSave(self)]
 
+    def calls_left_note(self) -> str:
+        """Calls left today for the progress lines; reads the ledger without writing to the state."""
+        budget = self.__dict__.get("budget") or DailyCallBudget(
+            dict(self.stream_state.get("call_ledger") or {}),
+            self.provider_config["access_token"],
+            self.daily_call_limit,
+            self.tz,
+            self.now,
+        )
+        resets = budget.resets_at.isoformat()
+        return f"{budget.remaining} of {budget.limit} Mudu calls left today (reset at {resets})"
+
     # ------------------------------------------------------------------ time range
 
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
