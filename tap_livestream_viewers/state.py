@@ -26,9 +26,9 @@ from datetime import date, datetime
 from tap_livestream_viewers.timeutil import UTC, parse_datetime
 
 RESET_HINT = (
-    "with Meltano: `meltano state edit <state_id>` (see `meltano state list`) and delete {what}, or "
-    "`meltano state clear <state_id>` to read everything again from start_date; "
-    "run directly: delete {what} from the --state file"
+    "what to do: delete {what} (with Meltano: `meltano state edit <state_id>`, ids in `meltano state list`; "
+    "run directly: in the --state file), or reset the whole state with `meltano state clear <state_id>` "
+    "(everything is read again from start_date)"
 )
 
 
