@@ -49,6 +49,14 @@ class Progress:
     stop_at: datetime | None = None
     high_water: datetime | None = None
 
+    def to_state(self) -> dict[str, t.Any]:
+        """The ``progress`` object as saved (times as RFC 3339, absent fields left out)."""
+        saved: dict[str, t.Any] = {}
+        for name, value in vars(self).items():
+            if value is not None:
+                saved[name] = value.isoformat() if isinstance(value, datetime) else value
+        return saved
+
 
 @dataclass(frozen=True)
 class PartitionState:
@@ -57,6 +65,15 @@ class PartitionState:
     context: Mapping[str, t.Any]
     bookmark: datetime | None = None
     progress: Progress | None = None
+
+    def to_state(self) -> dict[str, t.Any]:
+        """The partition state as saved (``context``, ``replication_key_value``, ``progress``)."""
+        saved: dict[str, t.Any] = {"context": dict(self.context)} if self.context else {}
+        if self.bookmark is not None:
+            saved["replication_key_value"] = self.bookmark.isoformat()
+        if self.progress is not None:
+            saved["progress"] = self.progress.to_state()
+        return saved
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pytest
 from conftest import run_tap
 from sandbox import Sandbox
 from sandbox.__main__ import build, tap_settings
+from tap_livestream_viewers import state as saved_state
 
 START, END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
 WINDOW = {"window_start": "2026-09-01T00:00:00+08:00", "window_end": "2026-09-08T00:00:00+08:00"}
@@ -162,3 +163,14 @@ def test_a_bad_state_of_a_stream_that_does_not_run_is_left_alone(
     run = run_tap(tmp_path, only_talkcloud, state=state)
     assert run.returncode == 0, run.stderr
     assert run.last_state["bookmarks"]["mudu_user_records"] == state["bookmarks"]["mudu_user_records"]
+
+
+def test_a_partition_state_reads_back_as_it_was_saved() -> None:
+    saved = {
+        "context": {"channel_id": "263218"},
+        "replication_key_value": "2026-09-01T00:00:00+08:00",
+        "progress": {**WINDOW, "next_page": 4, "page_size": 100, "frontier": 300, "total": 950},
+    }
+    parsed = saved_state.parse_partition(saved, saved_state.StreamShape("mudu_user_records"))
+    assert parsed.progress is not None and parsed.progress.next_page == 4
+    assert parsed.to_state() == saved
