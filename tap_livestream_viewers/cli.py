@@ -72,10 +72,11 @@ class OneLineCommand(SingerCommand):
         except (SystemExit, KeyboardInterrupt):
             raise
         except Exception as error:
-            for line in one_line(error):
-                self.logger.error("%s", line, exc_info=error if debugging() else None)
+            lines = one_line(error)
             if not debugging() and not isinstance(error, (SettingsInvalid, FatalAPIError)):
-                self.logger.error("(run with TAP_LIVESTREAM_VIEWERS_LOGLEVEL=DEBUG to see the traceback)")
+                lines[-1] += " (run with TAP_LIVESTREAM_VIEWERS_LOGLEVEL=DEBUG to see the traceback)"
+            for line in lines:
+                self.logger.error("%s", line, exc_info=error if debugging() else None)
             sys.exit(1)
 
 

@@ -330,45 +330,77 @@ def test_run_without_state_keeps_the_days_mudu_call_count(tmp_path: Path, sandbo
 
 # ---------------------------------------------------------------------- Meltano
 
+MELTANO = str(Path(sys.executable).with_name("meltano"))
 
-@pytest.mark.meltano
-def test_meltano_run_with_a_bad_setting_from_the_environment_fails_with_one_line(tmp_path: Path) -> None:
+
+@pytest.fixture(scope="module")
+def tap_installed() -> None:
     subprocess.run(
-        [str(Path(sys.executable).with_name("meltano")), "install", "extractor", "tap-livestream-viewers"],
+        [MELTANO, "install", "extractor", "tap-livestream-viewers"],
         cwd=ROOT,
         check=True,
         capture_output=True,
         env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
-    box = Sandbox()
-    box.start()
-    try:
-        data = mudu_sandbox.register(box, mudu_sandbox.MuduData(channels={"5005": 20}))
-        env = {
-            **os.environ,
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-            "TARGET_JSONL_DESTINATION_PATH": str(tmp_path),
-            "TAP_LIVESTREAM_VIEWERS_START_DATE": "2026-09-20T00:00:00+08:00",
-            # (not start_date "yesterday": Meltano turns it into a date-time, it is a date_iso8601 setting)
-            "TAP_LIVESTREAM_VIEWERS_PROVIDER_TIMEZONE": "Mars/Olympus",
-            "TAP_LIVESTREAM_VIEWERS_MUDU_ACCESS_TOKEN": data.token,
-            "TAP_LIVESTREAM_VIEWERS_MUDU_BASE_URL": f"{box.base_url}/api",
-            "TAP_LIVESTREAM_VIEWERS_MUDU_CHANNEL_IDS": '["5005"]',
-        }
-        result = subprocess.run(
-            [str(Path(sys.executable).with_name("meltano")), "run", "tap-livestream-viewers", "target-jsonl"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode != 0, output[-5000:]
-        assert "provider_timezone: 'Mars/Olympus' is not an IANA time zone" in output, output[-3000:]
-        assert "Traceback" not in output
-        assert box.calls_to("") == []
-        assert data.token not in output
-    finally:
-        box.stop()
+
+
+def meltano_run(tmp_path: Path, settings: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
+    """``meltano run`` into JSONL with the tap's settings only from environment variables."""
+    env = {
+        **os.environ,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "TARGET_JSONL_DESTINATION_PATH": str(tmp_path),
+        **{f"TAP_LIVESTREAM_VIEWERS_{name}": value for name, value in settings.items()},
+    }
+    return subprocess.run(
+        [MELTANO, "run", *flags, "tap-livestream-viewers", "target-jsonl"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def mudu_env(box: Sandbox, data: mudu_sandbox.MuduData, **more: str) -> dict[str, str]:
+    return {
+        "START_DATE": "2026-09-20T00:00:00+08:00",
+        "END_DATE": "2026-09-21T00:00:00+08:00",
+        "MUDU_ACCESS_TOKEN": data.token,
+        "MUDU_BASE_URL": f"{box.base_url}/api",
+        "MUDU_CHANNEL_IDS": json.dumps(list(data.channels)),
+        **more,
+    }
+
+
+@pytest.mark.meltano
+def test_meltano_run_with_a_bad_setting_from_the_environment_fails_with_one_line(
+    tmp_path: Path, sandbox: Sandbox, tap_installed: None
+) -> None:
+    data = mudu_sandbox.register(sandbox, mudu_sandbox.MuduData(channels={"5005": 20}))
+    # (not start_date "yesterday": Meltano turns it into a date-time, it is a date_iso8601 setting)
+    result = meltano_run(tmp_path, mudu_env(sandbox, data, PROVIDER_TIMEZONE="Mars/Olympus"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-5000:]
+    assert "provider_timezone: 'Mars/Olympus' is not an IANA time zone" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert sandbox.calls_to("") == []
+    assert data.token not in output
+
+
+@pytest.mark.meltano
+def test_meltano_full_refresh_keeps_the_days_mudu_call_count(
+    tmp_path: Path, sandbox: Sandbox, tap_installed: None
+) -> None:
+    data = mudu_sandbox.register(sandbox, mudu_sandbox.MuduData(channels={"5005": 250}))
+    settings = mudu_env(sandbox, data, MUDU_DAILY_CALL_LIMIT="2")
+    first = meltano_run(tmp_path, settings)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(sandbox.calls_to("/userRecords")) == 2  # the day's budget (here 2) is spent
+
+    sandbox.reset_calls()
+    again = meltano_run(tmp_path, settings, "--full-refresh")  # Meltano passes no state
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sandbox.calls_to("/userRecords") == []
+    assert "daily call budget spent: 2 of 2" in again.stderr
