@@ -82,9 +82,11 @@ class OneLineCommand(SingerCommand):
 
 def wrap(command: click.Command, logger: logging.Logger) -> OneLineCommand:
     """The SDK's command as a ``OneLineCommand``, and its log handlers quiet below DEBUG."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, QuietTracebacks) for f in handler.filters):
-            handler.addFilter(QuietTracebacks())
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    for each in loggers:  # a logging config (e.g. Meltano's structured logging) may add handlers anywhere
+        for handler in getattr(each, "handlers", []):
+            if not any(isinstance(f, QuietTracebacks) for f in handler.filters):
+                handler.addFilter(QuietTracebacks())
     return OneLineCommand(
         name=command.name,
         callback=command.callback,
