@@ -378,8 +378,9 @@ class TapLivestreamViewers(Tap):
     ) -> None:
         """The SDK's run, with the state and catalog files read as JSON with one-line errors."""
         if state is not None:
-            cli.read_json_input("state", state.name, state.read())
-            state.seek(0)
+            text = state.read()
+            cli.read_json_input("state", state.name, text)
+            state = io.StringIO(text)
         if catalog is not None:
             text = catalog.read()
             cli.read_json_input("catalog", catalog.name, text)
