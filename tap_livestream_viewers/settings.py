@@ -16,6 +16,7 @@ import difflib
 import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +27,7 @@ from tap_livestream_viewers.timeutil import parse_datetime, zone
 if t.TYPE_CHECKING:
     from types import ModuleType
 
-    from jsonschema import ValidationError
+    from jsonschema import ValidationError  # type: ignore[import-untyped]
 
 DATE_EXAMPLE = '"2024-01-01" or "2024-01-01T00:00:00+08:00"'
 
@@ -127,9 +128,10 @@ def value_problems(config: Mapping[str, t.Any], schema: Mapping[str, t.Any]) -> 
     """What a schema cannot say: real dates and zone, ``end_date`` after ``start_date``, URLs."""
     problems: list[str] = []
     tz_name = config.get("provider_timezone") or "Asia/Shanghai"
+    tz: tzinfo
     try:
         tz = ZoneInfo(str(tz_name))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         fix = 'write e.g. "Asia/Shanghai" (the default)'
         problems.append(f"provider_timezone: {tz_name!r} is not an IANA time zone; {fix}")
         tz = zone("Asia/Shanghai")
@@ -215,7 +217,8 @@ def activation(
         stream_types = module.active_stream_types(config)
         key = stream_types[0].provider_key if stream_types else _provider_key(module)
         prop = properties.get(key) or {}
-        settings = config.get(key) if isinstance(config.get(key), Mapping) else {}
+        given = config.get(key)
+        settings: Mapping[str, t.Any] = given if isinstance(given, Mapping) else {}
         credentials = [n for n in _credential_names(prop) if _is_set(settings.get(n))]
         ids = [n for n in _id_names(prop) if _is_set(settings.get(n))]
         result.streams[key] = [s.name for s in stream_types]

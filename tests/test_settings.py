@@ -54,6 +54,7 @@ def two_providers(box: Sandbox, **top: object) -> dict:
 
 BAD_SETTINGS = [
     ("start_date", {"start_date": "yesterday"}, None, "start_date: 'yesterday' is not a date-time"),
+    ("provider_timezone_region", {"provider_timezone": "Asia"}, None, "provider_timezone: 'Asia' is not"),
     ("provider_timezone", {"provider_timezone": "Mars/Olympus"}, None, "provider_timezone: 'Mars/Olympus'"),
     ("request_timeout_negative", {"request_timeout": -1}, None, "request_timeout: -1 is below the minimum 1"),
     ("request_timeout_zero", {"request_timeout": 0}, None, "request_timeout: 0 is below the minimum 1"),
