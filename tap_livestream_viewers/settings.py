@@ -201,6 +201,15 @@ def _id_names(prop: Mapping[str, t.Any]) -> list[str]:
     return names
 
 
+def _placeholders(prop: Mapping[str, t.Any], names: list[str]) -> dict[str, t.Any]:
+    """Stand-in values for unset id settings: which streams would they enable?"""
+    values: dict[str, t.Any] = {}
+    for name in names:
+        kinds = (prop.get("properties") or {}).get(name, {}).get("type")
+        values[name] = ["1"] if "array" in (kinds if isinstance(kinds, list) else [kinds]) else 1
+    return values
+
+
 def _is_set(value: t.Any) -> bool:
     if isinstance(value, Mapping):
         return any(_is_set(v) for v in value.values())
@@ -223,6 +232,11 @@ def activation(
         ids = [n for n in _id_names(prop) if _is_set(settings.get(n))]
         result.streams[key] = [s.name for s in stream_types]
         if stream_types:
+            unset = [n for n in _id_names(prop) if n not in ids]
+            possible = module.active_stream_types({**config, key: {**settings, **_placeholders(prop, unset)}})
+            for stream_type in possible:
+                if stream_type not in stream_types:
+                    result.idle[stream_type.name] = f"{'/'.join(unset)} not set"
             continue
         if not credentials and not ids:
             result.idle[key] = "not configured"

@@ -169,6 +169,8 @@ def test_startup_line_names_the_streams_that_run_and_why_the_others_do_not(
 ) -> None:
     config = two_providers(sandbox)
     config["talkcloud"] = {"key": "k" * 12}
+    config["shangzhibo"].pop("agent_id")
+    config["shangzhibo"].pop("user_ids")
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr
     line = next(x for x in run.stderr.splitlines() if "Providers active:" in x)
@@ -176,6 +178,7 @@ def test_startup_line_names_the_streams_that_run_and_why_the_others_do_not(
     assert "shangzhibo (shangzhibo_activity_visits)" in line and "mudu (mudu_user_records)" in line
     assert "nuoyun: not configured" in line
     assert "talkcloud: key set but no serials/thirdroomids" in line
+    assert "shangzhibo_user_visits: agent_id/user_ids not set" in line  # activity ids alone
     assert "k" * 12 not in run.stderr
 
 
