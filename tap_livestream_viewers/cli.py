@@ -75,8 +75,9 @@ class OneLineCommand(SingerCommand):
             lines = one_line(error)
             if not debugging() and not isinstance(error, (SettingsInvalid, FatalAPIError)):
                 lines[-1] += " (run with TAP_LIVESTREAM_VIEWERS_LOGLEVEL=DEBUG to see the traceback)"
-            for line in lines:
-                self.logger.error("%s", line, exc_info=error if debugging() else None)
+            for number, line in enumerate(lines, start=1):
+                traceback = error if debugging() and number == len(lines) else None
+                self.logger.error("%s", line, exc_info=traceback)
             sys.exit(1)
 
 
