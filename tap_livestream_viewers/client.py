@@ -32,7 +32,7 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
@@ -106,6 +106,8 @@ class LivestreamStream(RESTStream[int]):
     #: What the user should check when a partition's resource does not exist (HTTP 404); only
     #: that partition fails, the others are read.
     not_found_hint: t.ClassVar[str] = "check the ids configured for this partition and the base_url"
+    #: Whether an in-flight ``progress`` in the state holds window bounds (see ``state.py``).
+    progress_windowed: t.ClassVar[bool] = True
 
     # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
     STATE_MSG_FREQUENCY = 10**12
@@ -173,6 +175,10 @@ class LivestreamStream(RESTStream[int]):
     def backoff_max_tries(self) -> int:
         """Attempts per request before giving up (``max_retries`` + 1)."""
         return int(self.config.get("max_retries", 5)) + 1
+
+    def connection_test_skip_reason(self) -> str | None:
+        """Hook: why ``--test`` should not call this stream (``None``: it is checked with one call)."""
+        return None
 
     def now(self) -> datetime:
         """The current time; one place, so every bound of a run agrees."""
@@ -462,6 +468,9 @@ class LivestreamStream(RESTStream[int]):
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
         """One attempt: pass the guards, count it, send it, validate it."""
+        if self.ABORT_AT_RECORD_COUNT is not None and self.calls_made >= 1:
+            # ``--test`` (a dry run): one call per stream shows the connection works.
+            self._abort_sync(MaxRecordsLimitException("connection test: one call made"))
         for guard in self.call_guards:
             guard.before_call()
         self.progress.counts.calls += 1

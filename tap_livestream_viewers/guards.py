@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from datetime import datetime, tzinfo
 
+from tap_livestream_viewers.call_ledger import LocalCallLedger
 from tap_livestream_viewers.timeutil import next_local_midnight
 
 
@@ -60,8 +61,11 @@ class DailyCallBudget(CallGuard):
         limit: int,
         tz: tzinfo,
         clock: Callable[[], datetime],
+        mirror: LocalCallLedger | None = None,
     ) -> None:
         self._ledger = ledger
+        #: A machine-local copy of the count, so a run given no state still knows it.
+        self._mirror = mirror
         self._key = credential_fingerprint(credential)
         self.limit = limit
         self._tz = tz
@@ -73,7 +77,14 @@ class DailyCallBudget(CallGuard):
         if not entry or entry.get("day") != today:
             entry = {"day": today, "calls": 0}
             self._ledger[self._key] = entry
+        local = self._mirror.get(self._key) if self._mirror else None
+        if local and local.get("day") == today and int(local.get("calls") or 0) > entry["calls"]:
+            entry["calls"] = int(local["calls"])
         return entry
+
+    def _mirror_entry(self, entry: dict) -> None:
+        if self._mirror is not None:
+            self._mirror.record(self._key, entry)
 
     @property
     def calls_today(self) -> int:
@@ -96,10 +107,13 @@ class DailyCallBudget(CallGuard):
         if entry["calls"] >= self.limit:
             raise CallBudgetExhausted(entry["calls"], self.limit, self.resets_at)
         entry["calls"] += 1
+        self._mirror_entry(entry)
 
     def mark_exhausted(self) -> None:
         """The provider itself said the limit is reached: believe it for the rest of the day."""
-        self._entry()["calls"] = max(self._entry()["calls"], self.limit)
+        entry = self._entry()
+        entry["calls"] = max(entry["calls"], self.limit)
+        self._mirror_entry(entry)
 
 
 class SlidingWindowRateLimiter(CallGuard):

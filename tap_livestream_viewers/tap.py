@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import typing as t
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
-from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError
+from tap_livestream_viewers import cli, settings
+from tap_livestream_viewers import state as saved_state
+from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, secret_values
 from tap_livestream_viewers.progress import run_summary, set_metrics_level
 from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
@@ -46,13 +53,13 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=60,
         description="Seconds before an HTTP request times out (and is retried).",
     ),
     th.Property(
         "max_retries",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=5,
         description="Retries of a request that failed with 429, 5xx, a timeout or a reset.",
     ),
@@ -105,7 +112,7 @@ SETTINGS = th.PropertiesList(
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             description="Rows per page (activity visits: default 100; user visits: max 1000).",
         ),
         description=(
@@ -132,13 +139,13 @@ SETTINGS = th.PropertiesList(
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=100,
             description="perPage: rows per call (max 100).",
         ),
         th.Property(
             "daily_call_limit",
-            th.IntegerType,
+            th.IntegerType(minimum=0),
             default=10,
             description="Calls allowed per access token per China-time day (Mudu: 10).",
         ),
@@ -147,6 +154,12 @@ SETTINGS = th.PropertiesList(
             th.BooleanType,
             default=True,
             description="Leave out viewers who did not watch (filter_watch_time=1).",
+        ),
+        th.Property(
+            "check_in_test",
+            th.BooleanType,
+            default=False,
+            description="Let --test check Mudu with one call of the day's 10 (default: Mudu is not called).",
         ),
         description="Mudu (目睹). Its stream is active when access_token and channel_ids are set.",
     ),
@@ -177,13 +190,13 @@ SETTINGS = th.PropertiesList(
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=500,
             description="Rows per page (max 500).",
         ),
         th.Property(
             "max_requests_per_10s",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1000,
             description="Client-side limit of calls in any 10-second span.",
         ),
@@ -226,18 +239,66 @@ class TapLivestreamViewers(Tap):
         super().__init__(*args, **kwargs)
         set_metrics_level(self.config.get("metrics_log_level"))
 
+    # ------------------------------------------------------------- settings and state
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's schema check (defaults filled in) and ours, one line per problem, before any call."""
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        for unknown in settings.unknown_keys(self._config, schema):
+            self.logger.warning("%s", unknown)
+        problems = settings.schema_problems(self._config, schema)
+        problems += settings.value_problems(self._config, schema)
+        if problems and raise_errors:
+            raise settings.SettingsInvalid(problems)
+        for problem in problems:
+            self.logger.warning("%s", problem)
+        cli.remember_secrets(secret_values(self._config, schema))
+        return problems
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Check the saved state of every stream that will run before using it (see ``state.py``)."""
+        shapes = [
+            saved_state.StreamShape(stream_type.name, stream_type.progress_windowed)
+            for provider in PROVIDERS
+            for stream_type in provider.active_stream_types(self.config)
+        ]
+        problems = saved_state.problems(state, shapes)
+        if problems:
+            raise settings.SettingsInvalid(problems)
+        super().load_state(state)
+
+    def activation(self) -> settings.Activation:
+        """Which providers and streams this config runs, and why the others do not."""
+        return settings.activation(self.config, self.config_jsonschema, PROVIDERS)
+
+    def require_something_to_run(self) -> None:
+        """A run that would extract nothing fails with one line saying what to set."""
+        if self.activation().runs_nothing:
+            example = "mudu.access_token and mudu.channel_ids"
+            others = "or the same for shangzhibo, nuoyun, talkcloud; see `tap-livestream-viewers --about`"
+            problem = "nothing to extract: no provider has both credentials and ids"
+            raise settings.SettingsInvalid([f"{problem}; set e.g. {example} ({others})"])
+
+    # ------------------------------------------------------------------- streams
+
     def discover_streams(self) -> list[Stream]:
         """Streams of every provider configured, each only when its inputs are set."""
-        streams: list[Stream] = []
-        for provider in PROVIDERS:
-            streams.extend(stream_type(tap=self) for stream_type in provider.active_stream_types(self.config))
-        return streams
+        report = self.activation()
+        self.logger.info("%s", report.summary())
+        stream_types = [s for provider in PROVIDERS for s in provider.active_stream_types(self.config)]
+        for warning in report.warnings + settings.page_size_warnings(self.config, stream_types):
+            self.logger.warning("%s", warning)
+        return [stream_type(tap=self) for stream_type in stream_types]
 
     def sync_all(self) -> None:
         """Sync everything, then fail the run if any partition failed along the way.
 
         The run summary (rows, calls, partitions per stream) is logged whatever happened.
         """
+        self.require_something_to_run()
         try:
             super().sync_all()
         finally:
@@ -254,6 +315,91 @@ class TapLivestreamViewers(Tap):
             for name, stream in self.streams.items()
             if isinstance(stream, LivestreamStream) and stream.progress.outcomes
         }
+
+    def run_provider_checks(self) -> None:
+        """``--test``: one call per stream, except streams that say why they must not be called."""
+        self.require_something_to_run()
+        checked = []
+        for stream in self.streams.values():
+            reason = stream.connection_test_skip_reason()  # type: ignore[attr-defined]
+            if reason:
+                self.logger.warning("%s: %s", stream.name, reason)
+            else:
+                checked.append(stream)
+        self.run_sync_dry_run(dry_run_record_limit=1, streams=checked)
+        if self.failed_partitions:
+            raise ProviderAPIError(
+                f"{len(self.failed_partitions)} partition(s) failed: " + " | ".join(self.failed_partitions)
+            )
+
+    # ------------------------------------------------------------------------ CLI
+
+    @classmethod
+    @override
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with every failure as one line (tracebacks at DEBUG)."""
+        return cli.wrap(super().get_singer_command(), cls.logger)
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> _ConfigInput:
+        """The SDK's config files, each read as JSON with a one-line error naming the file."""
+        merged: dict[str, t.Any] = {}
+        parse_env = False
+        for path in value:
+            if path == "ENV":
+                parse_env = True
+                continue
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError as error:
+                raise settings.SettingsInvalid(
+                    [f"--config {path}: cannot be read ({error.strerror})"]
+                ) from None
+            loaded = cli.read_json_input("config", path, text)
+            if not isinstance(loaded, dict):
+                raise settings.SettingsInvalid(
+                    [f'--config {path}: not a JSON object; write {{"start_date": ...}}']
+                )
+            merged |= loaded
+        return _ConfigInput(config=merged, parse_env=parse_env)
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """The SDK's run, with the state and catalog files read as JSON with one-line errors."""
+        if state is not None:
+            text = state.read()
+            cli.read_json_input("state", state.name, text)
+            state = io.StringIO(text)
+        if catalog is not None:
+            text = catalog.read()
+            cli.read_json_input("catalog", catalog.name, text)
+            catalog = io.StringIO(text)
+        super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``: each configured provider with one call, Mudu only when asked (see README)."""
+        if value == CliTestOptionValue.Disabled.value:
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        if value == CliTestOptionValue.Schema.value:
+            tap.write_schemas()
+        else:
+            tap.run_provider_checks()
+        ctx.exit()
 
 
 if __name__ == "__main__":

@@ -129,6 +129,14 @@ def select_only(catalog: dict, *streams: str) -> dict:
     return catalog
 
 
+@pytest.fixture(autouse=True)
+def private_call_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own machine-local call ledger (``$XDG_STATE_HOME``), as on a fresh machine."""
+    state_home = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state_home))
+    return state_home / "tap-livestream-viewers" / "call-ledger.json"
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """A fresh, empty sandbox server; tests register the providers they need."""

@@ -24,6 +24,7 @@ from conftest import discover, run_tap
 from sandbox import Fault, Response, Sandbox
 from sandbox import mudu as mudu_sandbox
 from sandbox import shangzhibo as shangzhibo_sandbox
+from tap_livestream_viewers import call_ledger
 
 STREAM = "mudu_user_records"
 FIXTURE = Path(__file__).parent / "fixtures" / "mudu_example.json"
@@ -76,6 +77,12 @@ def next_day(box: Sandbox, state: dict) -> dict:
     aged = copy.deepcopy(state)
     for entry in aged["bookmarks"][STREAM]["call_ledger"].values():
         entry["day"] = (date.fromisoformat(entry["day"]) - timedelta(days=1)).isoformat()
+    local = call_ledger.default_path()  # the machine-local copy of the count ages the same way
+    if local.exists():
+        entries = json.loads(local.read_text())
+        for entry in entries.values():
+            entry["day"] = (date.fromisoformat(entry["day"]) - timedelta(days=1)).isoformat()
+        local.write_text(json.dumps(entries))
     return aged
 
 

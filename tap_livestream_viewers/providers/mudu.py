@@ -40,6 +40,7 @@ from functools import cached_property
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
+from tap_livestream_viewers.call_ledger import LocalCallLedger
 from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, retry_after_seconds
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
 from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
@@ -165,6 +166,16 @@ class MuduUserRecordsStream(LivestreamStream):
             self.daily_call_limit,
             self.tz,
             self.now,
+            mirror=LocalCallLedger(),
+        )
+
+    def connection_test_skip_reason(self) -> str | None:
+        """``--test`` spends a call of the 10 only when ``mudu.check_in_test`` asks for it."""
+        if self.provider_config.get("check_in_test"):
+            return None
+        return (
+            "not checked: each call counts against Mudu's daily limit; set mudu.check_in_test to true "
+            "to check it with one call (counted in the local call ledger)"
         )
 
     @property

@@ -236,6 +236,9 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         ),
     ).to_dict()
 
+    # Read newest first, not by windows: progress holds stop_at/high_water, not window bounds.
+    progress_windowed = False
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._stop_at: datetime | None = None

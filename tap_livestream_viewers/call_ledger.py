@@ -1,0 +1,83 @@
+"""A machine-local copy of the daily call counts, for runs that are given no state.
+
+The day's count of a budgeted provider lives in the state (``call_ledger``), but a run
+given no state (``meltano run --full-refresh``, ``--test``, a first run) would start at
+zero and could spend calls the provider already counted. Every counted call is therefore
+also written here: one JSON file, ``$XDG_STATE_HOME/tap-livestream-viewers/call-ledger.json``
+(default ``~/.local/state/...``), keyed by the same credential fingerprint as the state
+(never the credential). A budget uses the higher of the two counts for today.
+
+It only knows the calls made from this machine (or container volume); see the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import typing as t
+from pathlib import Path
+
+LOGGER = logging.getLogger(__name__)
+
+
+def default_path() -> Path:
+    """``$XDG_STATE_HOME/tap-livestream-viewers/call-ledger.json`` (``~/.local/state`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tap-livestream-viewers" / "call-ledger.json"
+
+
+class LocalCallLedger:
+    """Per-fingerprint ``{"day", "calls"}`` entries in a JSON file, updated under a file lock."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+
+    def get(self, key: str) -> dict[str, t.Any] | None:
+        """The entry of a credential fingerprint, or ``None`` (also when the file is unreadable)."""
+        entry = self._read().get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def record(self, key: str, entry: t.Mapping[str, t.Any]) -> None:
+        """Store ``entry`` for ``key`` unless the file already holds more calls for that day."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                ledger = self._read()
+                known = ledger.get(key)
+                same_day = isinstance(known, dict) and known.get("day") == entry["day"]
+                if same_day and int(known.get("calls") or 0) >= int(entry["calls"]):  # type: ignore[union-attr]
+                    return
+                ledger[key] = {"day": entry["day"], "calls": int(entry["calls"])}
+                temporary = self.path.with_suffix(".tmp")
+                temporary.write_text(json.dumps(ledger, sort_keys=True))
+                os.replace(temporary, self.path)
+        except OSError as error:
+            LOGGER.warning(
+                "could not write the local call ledger %s (%s); the state still counts the call",
+                self.path,
+                error.strerror or error,
+            )
+
+    @contextlib.contextmanager
+    def _locked(self) -> t.Iterator[None]:
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, t.Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            LOGGER.warning(
+                "the local call ledger %s is unreadable; only the state's counts are used", self.path
+            )
+            return {}
+        return data if isinstance(data, dict) else {}
