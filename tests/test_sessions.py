@@ -9,15 +9,20 @@ read, not emitted, and their state advances as it would have.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (a fixture)
 
-from conftest import discover, run_tap, select_only
+from conftest import ROOT, discover, run_tap, select_only
 from sandbox import mudu as md
 from sandbox import nuoyun as ny
 from sandbox import shangzhibo as sz
 from sandbox import talkcloud as tk
+from sandbox.__main__ import build, tap_settings
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import hms_to_seconds
 
@@ -36,6 +41,7 @@ PROVIDER_STREAMS = {
 STAGE = "talkcloud_stage_users"
 TIME_FIELDS = ("joined_at", "left_at")
 SECONDS_FIELDS = ("watch_seconds", "online_seconds", "live_seconds", "playback_seconds")
+MELTANO_START, MELTANO_END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
 
 
 def run_end() -> datetime:
@@ -304,3 +310,68 @@ def test_session_rows_have_every_field_and_reject_unknown_ones():
     assert list(row) == list(sessions.SCHEMA["properties"])
     with pytest.raises(ValueError, match="not viewer_sessions fields"):
         sessions.session(session_key="x", phone="13000000000")
+
+
+# ------------------------------------------------------- personal data, through Meltano
+
+
+@pytest.mark.meltano
+@pytest.mark.usefixtures("meltano_installed")
+def test_readme_pii_example_hashes_and_drops_personal_data_in_what_landed(tmp_path):
+    """``tap-livestream-viewers--pii-hashed`` from meltano.yml, run by Meltano into JSONL files."""
+    box, datasets = build()
+    base_url = box.start()
+    try:
+        settings = tap_settings(datasets, base_url)
+        plain = run_tap(tmp_path, {"start_date": MELTANO_START, "end_date": MELTANO_END, **settings})
+        assert plain.returncode == 0, plain.stderr
+        out = tmp_path / "jsonl"
+        out.mkdir()
+        env = meltano_env(tmp_path, settings, TARGET_JSONL_DESTINATION_PATH=str(out))
+        result = subprocess.run(
+            [MELTANO, "run", "tap-livestream-viewers--pii-hashed", "target-jsonl"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+    finally:
+        box.stop()
+
+    def landed(stream: str) -> list[dict]:
+        return [json.loads(line) for line in (out / f"{stream}.jsonl").read_text().splitlines()]
+
+    salted = "change-this-salt:"  # the salt of the example in meltano.yml
+
+    def hashed(value: str) -> str:
+        return hashlib.md5((salted + value).encode()).hexdigest()
+
+    phones = {r["record_id"]: r["phone"] for r in plain.records("mudu_user_records")}
+    mudu = landed("mudu_user_records")
+    assert len(mudu) == len(phones) and any(phones.values())
+    for row in mudu:
+        assert row["phone"] == (hashed(phones[row["record_id"]]) if phones[row["record_id"]] else None)
+
+    sent = {(r["room_id"], r["wechat_user_space_id"]): r for r in plain.records("nuoyun_user_durations")}
+    nuoyun = landed("nuoyun_user_durations")
+    assert len(nuoyun) == len(sent)
+    for row in nuoyun:
+        original = sent[(row["room_id"], row["wechat_user_space_id"])]
+        assert "wechat_user_photo" not in row
+        assert row["ip"] == (hashed(original["ip"]) if original["ip"] else None)
+        for field in ("openid", "unionid"):
+            value = (original.get("third_wechat_info") or {}).get(field)
+            assert row["third_wechat_info"].get(field) == (hashed(value) if value else value)
+    assert any((r.get("third_wechat_info") or {}).get("openid") for r in sent.values())
+
+    visits = landed("shangzhibo_activity_visits")
+    assert visits and all("avatar" not in row for row in visits)
+
+    ips = {r["session_key"]: r["ip"] for r in plain.records(SESSIONS)}
+    landed_sessions = landed(SESSIONS)
+    assert len(landed_sessions) == len(ips) and any(ips.values())
+    for row in landed_sessions:
+        original = ips[row["session_key"]]
+        assert row["ip"] == (hashed(original) if original else None)
