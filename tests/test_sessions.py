@@ -14,6 +14,7 @@ import json
 import subprocess
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pytest
 from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (a fixture)
 
@@ -23,6 +24,7 @@ from sandbox import nuoyun as ny
 from sandbox import shangzhibo as sz
 from sandbox import talkcloud as tk
 from sandbox.__main__ import build, tap_settings
+from scripts import show_landed
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import hms_to_seconds
 
@@ -41,6 +43,7 @@ PROVIDER_STREAMS = {
 STAGE = "talkcloud_stage_users"
 TIME_FIELDS = ("joined_at", "left_at")
 SECONDS_FIELDS = ("watch_seconds", "online_seconds", "live_seconds", "playback_seconds")
+README = ROOT / "README.md"
 MELTANO_START, MELTANO_END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
 
 
@@ -375,3 +378,57 @@ def test_readme_pii_example_hashes_and_drops_personal_data_in_what_landed(tmp_pa
     for row in landed_sessions:
         original = ips[row["session_key"]]
         assert row["ip"] == (hashed(original) if original else None)
+
+
+@pytest.mark.meltano
+@pytest.mark.usefixtures("meltano_installed")
+def test_readme_watch_hours_sql_and_demo_summary_on_what_meltano_landed_in_duckdb(tmp_path, capsys):
+    """The README's one-table SQL, as written, against DuckDB: the sums of the tap's own rows."""
+    sql = README.read_text().split("Watch hours per room per day", 1)[1].split("```sql", 1)[1].split("```")[0]
+    box, datasets = build()
+    base_url = box.start()
+    try:
+        settings = tap_settings(datasets, base_url)
+        direct = run_tap(tmp_path, {"start_date": MELTANO_START, "end_date": MELTANO_END, **settings})
+        assert direct.returncode == 0, direct.stderr
+        database = tmp_path / "warehouse.duckdb"
+        env = meltano_env(tmp_path, settings, TARGET_DUCKDB_FILEPATH=str(database))
+        result = subprocess.run(
+            [MELTANO, "run", "tap-livestream-viewers", "target-duckdb"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+    finally:
+        box.stop()
+
+    rows = {r["session_key"]: r for r in direct.records(SESSIONS)}  # one row per key, as upserted
+    expected: dict[tuple, list] = {}
+    for row in rows.values():
+        day = datetime.fromisoformat(row["joined_at"]).date()
+        group = expected.setdefault((row["provider"], row["room_id"], day), [set(), 0])
+        group[0].add(row["viewer_id"])
+        group[1] += row["watch_seconds"] or 0
+    connection = duckdb.connect(str(database), read_only=True)
+    try:
+        landed = {(p, r, d): (v, h) for p, r, d, v, h in connection.execute(sql).fetchall()}
+        assert set(landed) == set(expected)
+        for key, (viewers, seconds) in expected.items():
+            assert landed[key][0] == len(viewers), key
+            assert abs(float(landed[key][1]) - seconds / 3600) <= 0.0051, key  # rounded to 2 places
+        show_landed.print_sessions_summary(connection, "livestream.viewer_sessions")
+    finally:
+        connection.close()
+    summary = capsys.readouterr().out
+    for provider in ("mudu", "nuoyun", "shangzhibo", "talkcloud"):
+        mine = [r for r in rows.values() if r["provider"] == provider]
+        sessions_count = sum(1 for r in mine if r["grain"] == "session")
+        line = next(line.split() for line in summary.splitlines() if line.split()[:1] == [provider])
+        assert line[1:4] == [
+            str(len({r["viewer_id"] for r in mine})),
+            str(sessions_count),
+            str(len(mine) - sessions_count),
+        ]
