@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import typing as t
 from datetime import timezone
+from functools import lru_cache
 
 from singer_sdk import typing as th
 
@@ -59,6 +60,7 @@ _CLIENT_WORDS = (
 )
 
 
+@lru_cache(maxsize=4096)  # per row, and providers repeat a few device words and user agents
 def device_type(text: t.Any) -> str | None:
     """pc, mac, ios, android, mobile or other from a provider's device words; ``None`` if unsaid."""
     if text is None or _UNKNOWN.match(str(text).strip()):
@@ -69,6 +71,7 @@ def device_type(text: t.Any) -> str | None:
     return "other"
 
 
+@lru_cache(maxsize=4096)
 def client_name(text: t.Any) -> str | None:
     """wechat, qq_browser, uc_browser, edge, firefox, chrome, safari, app or other; ``None`` if unsaid."""
     if text is None or _UNKNOWN.match(str(text).strip()):
@@ -83,7 +86,10 @@ def utc(value: t.Any) -> str | None:
     """An RFC 3339 time (any offset) as RFC 3339 in UTC, ``+00:00``; ``None`` if absent."""
     if not value:
         return None
-    return to_rfc3339(parse_datetime(str(value), UTC).astimezone(UTC))
+    text = str(value)
+    if text.endswith("+00:00") and "T" in text:
+        return text  # already RFC 3339 UTC (the provider modules' own output)
+    return to_rfc3339(parse_datetime(text, UTC).astimezone(UTC))
 
 
 def session_key(provider: str, room_id: t.Any, row_key: t.Any) -> str:
@@ -123,9 +129,12 @@ FIELDS = (
 )
 
 
+_FIELD_SET = frozenset(FIELDS)
+
+
 def session(**fields: t.Any) -> dict:
     """One ``viewer_sessions`` row: every field present (``None`` where the provider says nothing)."""
-    unknown = set(fields) - set(FIELDS)
+    unknown = fields.keys() - _FIELD_SET
     if unknown:
         raise ValueError(f"not viewer_sessions fields: {sorted(unknown)}")
     return {name: fields.get(name) for name in FIELDS}
