@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (a fixture)
 
-from conftest import ROOT, discover, run_tap, select_only
+from conftest import ROOT, discover, run_tap, run_tap_until_killed, select_only
 from sandbox import mudu as md
 from sandbox import nuoyun as ny
 from sandbox import shangzhibo as sz
@@ -234,6 +234,51 @@ def test_schema_is_written_once_before_the_first_session_and_the_state_after_cov
         assert properties[field]["maximum"] == 2**63 - 1 and properties[field]["minimum"] == -(2**63)
     for field in TIME_FIELDS:
         assert properties[field]["format"] == "date-time"
+
+
+def test_derived_streams_respect_field_selection_and_stream_maps(sandbox, tmp_path):
+    data = register_all(sandbox)
+    config = make_config(
+        sandbox,
+        data,
+        run_end(),
+        stream_maps={
+            STAGE: {"username": "__NULL__"},
+            SESSIONS: {"__filter__": "provider == 'talkcloud'", "viewer_id": "md5(viewer_id)"},
+        },
+    )
+    catalog = select_only(discover(tmp_path, config), STAGE, SESSIONS)
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == SESSIONS:
+            for item in entry["metadata"]:
+                if item["breadcrumb"] == ["properties", "region"]:
+                    item["metadata"]["selected"] = False
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    stage = run.records(STAGE)
+    assert stage and all("username" not in row for row in stage)
+    schemas = {m["stream"]: m["schema"] for m in run.messages if m["type"] == "SCHEMA"}
+    assert "username" not in schemas[STAGE]["properties"]
+    rows = run.records(SESSIONS)
+    assert rows and {row["provider"] for row in rows} == {"talkcloud"}
+    assert all("region" not in row and len(row["viewer_id"]) == 32 for row in rows)
+
+
+def test_a_killed_run_resumed_from_its_last_state_leaves_no_session_out(sandbox, tmp_path):
+    data = register_all(sandbox)
+    config = make_config(sandbox, data, run_end())
+    full = run_tap(tmp_path, config)
+    assert full.returncode == 0, full.stderr
+    expected = {r["session_key"] for r in full.records(SESSIONS)}
+    sandbox.reset_calls()
+
+    killed = run_tap_until_killed(tmp_path, config, lambda states: len(states) >= 12)
+    assert killed.returncode != 0
+    resumed = run_tap(tmp_path, config, state=killed.states[-1])
+    assert resumed.returncode == 0, resumed.stderr
+    got = {r["session_key"] for r in killed.records(SESSIONS) + resumed.records(SESSIONS)}
+    assert got == expected
+    assert len(resumed.records(SESSIONS)) < len(expected)  # it resumed, it did not start over
 
 
 # ------------------------------------------------------------------------ session_key
