@@ -32,6 +32,9 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_livestream_viewers.progress import StreamProgress
+from tap_livestream_viewers.warehouse import declare_integer_sizes
+
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -42,17 +45,30 @@ PageRows = Callable[[t.Any, t.Any, "Context | None"], Iterable[dict]]
 RecordRows = Callable[[t.Any, dict, "Context | None"], Iterable[dict]]
 
 
+class DerivedProgress(StreamProgress):
+    """A derived stream's rows for the run summary: it reads no page and makes no call."""
+
+    def summary(self) -> str:
+        return f"{self.counts.rows} rows from the pages of the streams that feed it, no call of its own"
+
+
 class DerivedStream(Stream):
     """A stream whose records come from other streams' pages; subclasses set name, schema, keys."""
 
     # Derived rows are built as JSON-native values that match the schema already.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        """Declare integer sizes in the schema, as for every stream (BIGINT in warehouses)."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("schema"), dict):
+            declare_integer_sizes(cls.__dict__["schema"])
+
     def __init__(self, tap: Tap) -> None:
         super().__init__(tap=tap)
         self._schema_written = False
-        #: RECORD messages written this run (before stream maps).
-        self.records_written = 0
+        #: Rows written this run (before stream maps), for the run summary.
+        self.progress = DerivedProgress()
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
@@ -76,7 +92,7 @@ class DerivedStream(Stream):
         self.begin()
         for record in records:
             self._write_record_message(record)
-            self.records_written += 1
+            self.progress.counts.rows += 1
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing_extensions import override
 from tap_livestream_viewers import cli, settings
 from tap_livestream_viewers import state as saved_state
 from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, secret_values
-from tap_livestream_viewers.derived import attach
+from tap_livestream_viewers.derived import DerivedStream, attach
 from tap_livestream_viewers.progress import run_summary, set_metrics_level
 from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
@@ -314,7 +314,8 @@ class TapLivestreamViewers(Tap):
         return {
             name: stream.progress
             for name, stream in self.streams.items()
-            if isinstance(stream, LivestreamStream) and stream.progress.outcomes
+            if (isinstance(stream, LivestreamStream) and stream.progress.outcomes)
+            or (isinstance(stream, DerivedStream) and stream.selected)
         }
 
     def run_provider_checks(self) -> None:

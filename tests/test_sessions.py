@@ -453,7 +453,7 @@ def test_readme_watch_hours_sql_and_demo_summary_on_what_meltano_landed_in_duckd
     rows = {r["session_key"]: r for r in direct.records(SESSIONS)}  # one row per key, as upserted
     expected: dict[tuple, list] = {}
     for row in rows.values():
-        day = datetime.fromisoformat(row["joined_at"]).date()
+        day = (datetime.fromisoformat(row["joined_at"]) + timedelta(hours=8)).date()  # China time
         group = expected.setdefault((row["provider"], row["room_id"], day), [set(), 0])
         group[0].add(row["viewer_id"])
         group[1] += row["watch_seconds"] or 0

@@ -32,8 +32,6 @@ from tap_livestream_viewers.timeutil import parse_datetime, to_rfc3339
 
 UTC = timezone.utc
 NAME = "viewer_sessions"
-#: Warehouses size integer columns from the schema's range: this gives BIGINT everywhere.
-BIGINT = {"minimum": -(2**63), "maximum": 2**63 - 1}
 
 DEVICE_TYPES = ("pc", "mac", "ios", "android", "mobile", "other")
 GRAINS = ("session", "viewer_room_total")
@@ -168,12 +166,12 @@ SCHEMA = th.PropertiesList(
     th.Property("left_at", th.DateTimeType, description="Exit (aggregates: last visit), RFC 3339 UTC."),
     th.Property(
         "watch_seconds",
-        th.IntegerType(**BIGINT),
+        th.IntegerType,
         description="Seconds watched: Mudu watch_time, Nuoyun live + playback; else the time in the room.",
     ),
-    th.Property("online_seconds", th.IntegerType(**BIGINT), description="Seconds in the room (online)."),
-    th.Property("live_seconds", th.IntegerType(**BIGINT), description="Seconds watched live (Nuoyun)."),
-    th.Property("playback_seconds", th.IntegerType(**BIGINT), description="Seconds of playback (Nuoyun)."),
+    th.Property("online_seconds", th.IntegerType, description="Seconds in the room (online)."),
+    th.Property("live_seconds", th.IntegerType, description="Seconds watched live (Nuoyun)."),
+    th.Property("playback_seconds", th.IntegerType, description="Seconds of playback (Nuoyun)."),
     th.Property("device_type", th.StringType, description="pc, mac, ios, android, mobile or other."),
     th.Property(
         "client",
