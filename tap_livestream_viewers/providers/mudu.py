@@ -71,7 +71,7 @@ def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamSt
     return []
 
 
-def session_of_record(stream: t.Any, record: dict, context: Context | None) -> list[dict]:
+def session_of_record(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
     """A watch record (观看流水) as a ``viewer_sessions`` row.
 
     ``device`` is "移动端"/"电脑端" in the document (mobile, pc); ``browser`` (观看方式) is the

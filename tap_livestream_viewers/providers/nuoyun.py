@@ -129,7 +129,7 @@ def device_label(raw: str | None) -> str | None:
 SESSION_DEVICES = {"PC": "pc", "Android": "android", "iOS": "ios", "other": "other"}
 
 
-def session_of_row(stream: t.Any, record: dict, context: Context | None) -> list[dict]:
+def session_of_row(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
     """One viewer's total in one room as a ``viewer_sessions`` row (``grain`` viewer_room_total).
 
     Nuoyun has no per-visit rows: first/last visit bound the visits, ``stay_duration`` is the

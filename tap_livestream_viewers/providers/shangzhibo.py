@@ -80,7 +80,7 @@ def _region(record: dict) -> str | None:
     return " ".join(parts) or None
 
 
-def session_of_activity_visit(stream: t.Any, record: dict, context: Context | None) -> list[dict]:
+def session_of_activity_visit(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
     """A visit as a ``viewer_sessions`` row; anonymous viewers are ``anon:<anonymousId>``.
 
     ``duration`` (minutes) is the time online: Shangzhibo measures no separate watch time.
@@ -113,7 +113,7 @@ def session_of_activity_visit(stream: t.Any, record: dict, context: Context | No
     ]
 
 
-def session_of_user_visit(stream: t.Any, record: dict, context: Context | None) -> list[dict]:
+def session_of_user_visit(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
     """A user's visit as a session, unless its activity is configured (its activity visits carry it).
 
     Both give the same ``visit_key`` (sha1 of activity, user, visitAt), so even a visit read
@@ -123,7 +123,9 @@ def session_of_user_visit(stream: t.Any, record: dict, context: Context | None) 
     configured = {str(a) for a in stream.provider_config.get("activity_ids") or []}
     if activity_id in configured:
         return []
-    activity = record.get("activity") if isinstance(record.get("activity"), dict) else {}
+    activity = record.get("activity")
+    if not isinstance(activity, dict):
+        activity = {}
     return [
         sessions.session(
             session_key=sessions.session_key("shangzhibo", activity_id, record.get("visit_key")),

@@ -488,7 +488,7 @@ class _TalkcloudStream(LivestreamStream):
         return row
 
 
-def stage_users_of_page(stream: t.Any, body: t.Any, context: Context | None) -> list[dict]:
+def stage_users_of_page(stream: _TalkcloudStream, body: t.Any, context: Context | None) -> list[dict]:
     """Page 1's ``uptablelist`` ("第二页不返回uptablelist数据"), shaped and windowed like login rows."""
     if stream.asked_page != 1 or not isinstance(body, dict):
         return []
@@ -505,7 +505,7 @@ SESSION_DEVICES = {"0": "pc", "1": "mac", "2": "ios", "3": "android", "4": "pc"}
 SESSION_CLIENTS = {"1": "app", "2": "wechat", "3": "safari", "4": "chrome", "5": "other"}
 
 
-def session_of_entry(stream: t.Any, record: dict, context: Context | None) -> list[dict]:
+def session_of_entry(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
     """An entry into a room as a ``viewer_sessions`` row; ``duration`` is the time in the room."""
     return [
         sessions.session(
