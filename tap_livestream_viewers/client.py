@@ -15,6 +15,8 @@ What lives here is what all four providers share:
 * **Calls.** Every attempt, retries included, passes the stream's call guards (daily budget,
   rate limit). 429, 5xx, timeouts and resets are retried with exponential backoff and
   jitter, honouring ``Retry-After``; 401/403 and provider error codes fail at once.
+* **Derived streams.** Streams a provider stream declares in ``derived_streams`` are written
+  from its pages and records, with no call of their own (``derived.py``).
 * **Errors.** One line: provider, stream, partition, status or code, the provider's message,
   and what to do. Secrets from the config are masked in every message.
 """
@@ -520,6 +522,7 @@ class LivestreamStream(RESTStream[int]):
                         f"check that {self.url_base} is reachable; run again, the state resumes at this page",
                     )
                 ) from None
+            # One answer, retries done: the streams derived from its page (derived.py) take their rows.
             self.derived_feed.page(self.decode(response), context)
             return response
 
