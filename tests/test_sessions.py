@@ -15,8 +15,9 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+import psycopg
 import pytest
-from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (a fixture)
+from test_meltano import MELTANO, meltano_env, meltano_installed, postgres  # noqa: F401 (fixtures)
 
 from conftest import ROOT, discover, run_tap, run_tap_until_killed, select_only
 from sandbox import mudu as md
@@ -477,3 +478,25 @@ def test_readme_watch_hours_sql_and_demo_summary_on_what_meltano_landed_in_duckd
             str(sessions_count),
             str(len(mine) - sessions_count),
         ]
+
+
+@pytest.mark.meltano
+def test_readme_watch_hours_sql_runs_as_written_on_postgresql(postgres):  # noqa: F811 (the fixture)
+    """The same query on target-postgres' column types (TIMESTAMP in UTC, BIGINT), by China day."""
+    sql = README.read_text().split("Watch hours per room per day", 1)[1].split("```sql", 1)[1].split("```")[0]
+    with psycopg.connect(postgres.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        connection.execute(
+            "create schema livestream; create table livestream.viewer_sessions "
+            "(provider text, room_id text, viewer_id text, joined_at timestamp, watch_seconds bigint)"
+        )
+        connection.execute(
+            "insert into livestream.viewer_sessions values "
+            "('mudu', '1', 'a', '2026-09-20 15:59:00', 3600), "  # 23:59 in China: 20 September
+            "('mudu', '1', 'b', '2026-09-20 16:00:00', 1800), "  # 00:00 in China: 21 September
+            "('mudu', '1', 'b', '2026-09-20 17:00:00', 1800)"
+        )
+        rows = connection.execute(sql).fetchall()
+    assert [(p, r, str(d), v, float(h)) for p, r, d, v, h in rows] == [
+        ("mudu", "1", "2026-09-20", 1, 1.0),
+        ("mudu", "1", "2026-09-21", 1, 1.0),
+    ]
