@@ -6,6 +6,9 @@ stream, naming the stream and how its rows come out of one *page* the provider s
 the record as the provider stream emits it). The base stream feeds every selected derived
 stream from each page it reads, so a derived stream costs no call at all.
 
+A new derived stream is a ``DerivedStream`` subclass (name, schema, keys) and one ``Derive``
+in the ``derived_streams`` of each stream that feeds it; ``tap.py`` needs no change.
+
 The wiring is the SDK's own parent/child mechanism (singer-sdk 0.54):
 
 * a derived stream is a *child stream* of every stream that feeds it, so the SDK reads a
