@@ -163,8 +163,9 @@ def readme_queries() -> list[str]:
 def test_readme_watch_hours_queries_answer_from_the_loaded_duckdb(duckdb_load):
     queries = readme_queries()
     tables = {re.search(r"from livestream\.(\w+)", q)[1] for q in queries}
-    # one per provider table of viewers (stage users are who went on stage, not who watched)
-    assert tables == set(duckdb_load.expected) - {"talkcloud_stage_users"}
+    # one per provider table of viewers (stage users are who went on stage, not who watched;
+    # viewer_sessions' one-table query is in its own section, see tests/test_sessions.py)
+    assert tables == set(duckdb_load.expected) - {"talkcloud_stage_users", "viewer_sessions"}
     for sql in queries:
         columns, rows = duckdb_load.query(sql)
         assert rows, sql
@@ -380,7 +381,7 @@ def test_meltano_run_shows_a_spent_mudu_budget_as_a_warning_and_lands_what_was_r
         result = meltano_run(env, "target-jsonl")  # asserts exit 0
         # 3 calls of perPage 100 ("最大100"): the first 300 of the channel's 450 watchers
         assert len(box.calls) == 3
-        assert landed_jsonl(out) == {"mudu_user_records": 300}
+        assert landed_jsonl(out) == {"mudu_user_records": 300, "viewer_sessions": 300}  # same 3 calls
         spent = [line for line in result.stderr.splitlines() if "daily call budget spent" in line]
         assert len(spent) == 1
         assert re.search(r"\[warning\s*\]", spent[0]), spent[0]
