@@ -82,6 +82,10 @@ class DerivedStream(Stream):
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
         """No state of its own: the parents' state says where their reads, and this stream, are."""
 
+    def connection_test_skip_reason(self) -> str | None:
+        """``--test`` checks the streams that feed it (the SDK never syncs a derived stream itself)."""
+        return None
+
     def begin(self) -> None:
         """Write the SCHEMA once, when selected, before any record (a parent starts reading)."""
         if self.selected and not self._schema_written:
