@@ -76,6 +76,17 @@ def supported_settings() -> set[str]:
     return set(json.loads(out.stdout)["settings"]["properties"])
 
 
+def provider_stream_only(config_path: Path) -> dict:
+    """The catalog with ``viewer_sessions`` deselected: the tap writes the bare loop's RECORD lines."""
+    out = subprocess.run([TAP, "--config", str(config_path), "--discover"], capture_output=True, check=True)
+    catalog = json.loads(out.stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == STREAM
+    return catalog
+
+
 def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[str, float]:
     """One tap run to /dev/null: wall seconds, records, calls and peak RSS (MB) of the process."""
     provider.box.reset_calls()
@@ -84,9 +95,12 @@ def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[s
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         log_path = Path(tmp) / "tap.log"
+        catalog_path = Path(tmp) / "catalog.json"
+        catalog_path.write_text(json.dumps(provider_stream_only(config_path)))
+        args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
         with open(os.devnull, "wb") as sink, log_path.open("wb") as log:
             began = time.perf_counter()
-            process = subprocess.Popen([TAP, "--config", str(config_path)], stdout=sink, stderr=log)
+            process = subprocess.Popen(args, stdout=sink, stderr=log)
             _, status, usage = os.wait4(process.pid, 0)
             elapsed = time.perf_counter() - began
         if os.waitstatus_to_exitcode(status) != 0:

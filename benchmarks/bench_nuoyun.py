@@ -69,7 +69,7 @@ def main() -> None:
             keys = []
             with out_path.open("rb") as lines:
                 for line in lines:
-                    if line.startswith(b'{"type":"RECORD"'):
+                    if line.startswith(b'{"type":"RECORD","stream":"nuoyun_user_durations"'):
                         record = json.loads(line)["record"]
                         keys.append((record["room_id"], record["wechat_user_space_id"]))
             unique = set(keys)

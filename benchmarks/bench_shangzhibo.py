@@ -53,14 +53,18 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     box.stop()
     keys = set()
+    sessions = 0
     for line in proc.stdout.splitlines():
         message = json.loads(line)
-        if message["type"] == "RECORD":
+        if message["type"] == "RECORD" and message["stream"] == "shangzhibo_activity_visits":
             keys.add(message["record"]["visit_key"])
+        elif message["type"] == "RECORD" and message["stream"] == "viewer_sessions":
+            sessions += 1
     rate = len(keys) / elapsed
     print(
         f"shangzhibo_activity_visits: {len(keys)} distinct of {args.rows} rows, {len(box.calls)} calls, "
-        f"{elapsed:.2f} s, {rate:,.0f} records/s (goal {GOAL_RECORDS_PER_S:,})"
+        f"{elapsed:.2f} s, {rate:,.0f} records/s (goal {GOAL_RECORDS_PER_S:,}); "
+        f"viewer_sessions from the same pages: {sessions} rows"
     )
     return 0 if proc.returncode == 0 and len(keys) == args.rows else 1
 

@@ -15,6 +15,8 @@ What lives here is what all four providers share:
 * **Calls.** Every attempt, retries included, passes the stream's call guards (daily budget,
   rate limit). 429, 5xx, timeouts and resets are retried with exponential backoff and
   jitter, honouring ``Retry-After``; 401/403 and provider error codes fail at once.
+* **Derived streams.** Streams a provider stream declares in ``derived_streams`` are written
+  from its pages and records, with no call of their own (``derived.py``).
 * **Errors.** One line: provider, stream, partition, status or code, the provider's message,
   and what to do. Secrets from the config are masked in every message.
 """
@@ -36,8 +38,10 @@ from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, Retri
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
 from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.derived import Derive, DerivedFeed
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
 from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, zone
@@ -108,6 +112,8 @@ class LivestreamStream(RESTStream[int]):
     not_found_hint: t.ClassVar[str] = "check the ids configured for this partition and the base_url"
     #: Whether an in-flight ``progress`` in the state holds window bounds (see ``state.py``).
     progress_windowed: t.ClassVar[bool] = True
+    #: Streams fed by this stream's pages, one declaration each (see ``derived.py``).
+    derived_streams: t.ClassVar[tuple[Derive, ...]] = ()
 
     # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
     STATE_MSG_FREQUENCY = 10**12
@@ -290,8 +296,22 @@ class LivestreamStream(RESTStream[int]):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the partition; a spent budget or a failed partition ends it cleanly (see below)."""
         self._context = context
+        self.derived_feed.begin()
         with self.partition_outcome(context):
             yield from self.read_partition(context)
+
+    # ---------------------------------------------------------------- derived streams
+
+    @cached_property
+    def derived_feed(self) -> DerivedFeed:
+        """The selected derived streams this stream feeds (built at the first read, after selection)."""
+        return DerivedFeed(self, self.derived_streams)
+
+    @override
+    def generate_child_contexts(self, record: dict, context: Context | None) -> t.Iterable[Context | None]:
+        """Feed the record to the derived streams; no SDK child sync per record (they make no call)."""
+        self.derived_feed.record(record, context)
+        return ()
 
     @contextmanager
     def partition_outcome(self, context: Context | None) -> t.Iterator[None]:
@@ -484,7 +504,7 @@ class LivestreamStream(RESTStream[int]):
 
         def call(prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
             try:
-                return retrying(prepared_request, context)
+                response = retrying(prepared_request, context)
             except RetriableAPIError as error:
                 raise ProviderAPIError(
                     self.describe(
@@ -502,6 +522,9 @@ class LivestreamStream(RESTStream[int]):
                         f"check that {self.url_base} is reachable; run again, the state resumes at this page",
                     )
                 ) from None
+            # One answer, retries done: the streams derived from its page (derived.py) take their rows.
+            self.derived_feed.page(self.decode(response), context)
+            return response
 
         return call
 

@@ -15,6 +15,7 @@ from typing_extensions import override
 from tap_livestream_viewers import cli, settings
 from tap_livestream_viewers import state as saved_state
 from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, secret_values
+from tap_livestream_viewers.derived import DerivedStream, attach
 from tap_livestream_viewers.progress import run_summary, set_metrics_level
 from tap_livestream_viewers.providers import PROVIDERS
 from tap_livestream_viewers.writer import StateFlushingWriter
@@ -285,13 +286,13 @@ class TapLivestreamViewers(Tap):
     # ------------------------------------------------------------------- streams
 
     def discover_streams(self) -> list[Stream]:
-        """Streams of every provider configured, each only when its inputs are set."""
+        """Streams of every provider configured, each only when its inputs are set, and what they derive."""
         report = self.activation()
         self.logger.info("%s", report.summary())
         stream_types = [s for provider in PROVIDERS for s in provider.active_stream_types(self.config)]
         for warning in report.warnings + settings.page_size_warnings(self.config, stream_types):
             self.logger.warning("%s", warning)
-        return [stream_type(tap=self) for stream_type in stream_types]
+        return attach(self, [stream_type(tap=self) for stream_type in stream_types])
 
     def sync_all(self) -> None:
         """Sync everything, then fail the run if any partition failed along the way.
@@ -313,7 +314,8 @@ class TapLivestreamViewers(Tap):
         return {
             name: stream.progress
             for name, stream in self.streams.items()
-            if isinstance(stream, LivestreamStream) and stream.progress.outcomes
+            if (isinstance(stream, LivestreamStream) and stream.progress.outcomes)
+            or (isinstance(stream, DerivedStream) and stream.selected)
         }
 
     def run_provider_checks(self) -> None:

@@ -90,7 +90,7 @@ def test_only_configured_providers_have_streams(tmp_path):
         "mudu": {"access_token": "t" * 8, "channel_ids": ["1"]},
     }
     names = {s["tap_stream_id"] for s in discover(tmp_path, only_mudu)["streams"]}
-    assert names == {"mudu_user_records"}
+    assert names == {"mudu_user_records", "viewer_sessions"}  # viewer_sessions: from any provider
     everything = {
         **only_mudu,
         "shangzhibo": {"access_token": "t" * 8, "activity_ids": ["1"], "agent_id": 1, "user_ids": [2]},
@@ -106,6 +106,7 @@ def test_only_configured_providers_have_streams(tmp_path):
         "nuoyun_user_durations",
         "talkcloud_login_records",
         "talkcloud_stage_users",
+        "viewer_sessions",
     }
     for entry in streams.values():
         root = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])

@@ -42,7 +42,9 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_livestream_viewers.call_ledger import LocalCallLedger
 from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, retry_after_seconds
+from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
+from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
 
 if t.TYPE_CHECKING:
@@ -67,6 +69,36 @@ def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamSt
     if settings.get("access_token") and settings.get("channel_ids"):
         return [MuduUserRecordsStream]
     return []
+
+
+def session_of_record(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
+    """A watch record (观看流水) as a ``viewer_sessions`` row.
+
+    ``device`` is "移动端"/"电脑端" in the document (mobile, pc); ``browser`` (观看方式) is the
+    client; ``origin`` (访问来源) the referrer; ``watch_time`` the seconds watched and
+    ``online_time`` the seconds online.
+    """
+    user_id = sessions.text(record.get("user_id"))
+    return [
+        sessions.session(
+            session_key=sessions.session_key("mudu", record.get("channel_id"), record.get("record_id")),
+            provider="mudu",
+            source_stream=stream.name,
+            grain="session",
+            room_id=sessions.text(record.get("channel_id")),
+            viewer_id=user_id,
+            viewer_name=sessions.text(record.get("nick")),
+            is_anonymous=user_id is None,
+            joined_at=sessions.utc(record.get("first_login_time")),
+            left_at=sessions.utc(record.get("last_online_time")),
+            watch_seconds=record.get("watch_seconds"),
+            online_seconds=record.get("online_seconds"),
+            device_type=sessions.device_type(record.get("device")),
+            client=sessions.client_name(record.get("browser")),
+            region=sessions.text(record.get("addr")),
+            referrer=sessions.text(record.get("origin")),
+        )
+    ]
 
 
 class _SpendAndSave(CallGuard):
@@ -107,6 +139,7 @@ class MuduUserRecordsStream(LivestreamStream):
     credential_hint = (
         "check mudu.access_token (the Bearer ACCESS TOKEN of the Mudu account that owns the channels)"
     )
+    derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_record),)
 
     schema = th.PropertiesList(
         th.Property("channel_id", th.StringType, required=True, description="Partition: channel (频道) id."),

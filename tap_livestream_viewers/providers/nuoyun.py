@@ -47,7 +47,9 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
+from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
+from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import local_to_rfc3339, to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -121,6 +123,45 @@ def device_label(raw: str | None) -> str | None:
     if not text or text.lstrip("-").isdigit():
         return None
     return text
+
+
+#: ``device_label`` values in the shared vocabulary of ``viewer_sessions``.
+SESSION_DEVICES = {"PC": "pc", "Android": "android", "iOS": "ios", "other": "other"}
+
+
+def session_of_row(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
+    """One viewer's total in one room as a ``viewer_sessions`` row (``grain`` viewer_room_total).
+
+    Nuoyun has no per-visit rows: first/last visit bound the visits, ``stay_duration`` is the
+    time online, ``live_duration`` + ``playback_duration`` the time watched.
+    """
+    live = int_or_none(record.get("live_duration"))
+    playback = int_or_none(record.get("playback_duration"))
+    watched = None if live is None and playback is None else (live or 0) + (playback or 0)
+    label = record.get("device_label")
+    return [
+        sessions.session(
+            session_key=sessions.session_key(
+                "nuoyun", record.get("room_id"), record.get("wechat_user_space_id")
+            ),
+            provider="nuoyun",
+            source_stream=stream.name,
+            grain="viewer_room_total",
+            room_id=sessions.text(record.get("room_id")),
+            viewer_id=sessions.text(record.get("wechat_user_space_id")),
+            viewer_name=sessions.text(record.get("wechat_user_name")),
+            is_anonymous=record.get("wechat_user_space_id") is None,
+            joined_at=sessions.utc(record.get("first_visit_time")),
+            left_at=sessions.utc(record.get("last_visit_time")),
+            watch_seconds=watched,
+            online_seconds=int_or_none(record.get("stay_duration")),
+            live_seconds=live,
+            playback_seconds=playback,
+            device_type=SESSION_DEVICES.get(label, sessions.device_type(label)) if label else None,
+            region=sessions.text(record.get("area")),
+            ip=sessions.text(record.get("ip")),
+        )
+    ]
 
 
 def best_page(target: int, cap: int) -> tuple[int, int]:
@@ -240,6 +281,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
     credential_hint = (
         "check that nuoyun.headers and/or nuoyun.body carry the credentials your Nuoyun gateway expects"
     )
+    derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_row),)
 
     schema = th.PropertiesList(
         th.Property("room_id", th.IntegerType, required=True, description="直播间ID (room id)."),

@@ -26,6 +26,8 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
+from tap_livestream_viewers.derived import Derive
+from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import (
     UTC,
     minutes_to_seconds,
@@ -68,6 +70,78 @@ def _utc_text(value: str | None) -> str | None:
     if not value:
         return None
     return to_rfc3339(parse_datetime(value, UTC).astimezone(UTC))
+
+
+def _region(record: dict) -> str | None:
+    """``province city``, one name when they agree (北京 北京), ``None`` when neither is given."""
+    parts = [p for p in (sessions.text(record.get("province")), sessions.text(record.get("city"))) if p]
+    if len(parts) == 2 and parts[0] == parts[1]:
+        parts = parts[:1]
+    return " ".join(parts) or None
+
+
+def session_of_activity_visit(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
+    """A visit as a ``viewer_sessions`` row; anonymous viewers are ``anon:<anonymousId>``.
+
+    ``duration`` (minutes) is the time online: Shangzhibo measures no separate watch time.
+    """
+    user_id = record.get("userId")
+    anonymous = user_id is None
+    activity_id = record.get("activity_id")
+    anonymous_id = sessions.text(record.get("anonymousId"))
+    viewer = (f"anon:{anonymous_id}" if anonymous_id else None) if anonymous else str(user_id)
+    agent = record.get("userAgent")
+    return [
+        sessions.session(
+            session_key=sessions.session_key("shangzhibo", activity_id, record.get("visit_key")),
+            provider="shangzhibo",
+            source_stream=stream.name,
+            grain="session",
+            room_id=sessions.text(activity_id),
+            viewer_id=viewer,
+            viewer_name=sessions.text(record.get("nickname")),
+            is_anonymous=anonymous,
+            joined_at=sessions.utc(record.get("visitAt")),
+            left_at=sessions.utc(record.get("lastOnlineAt")),
+            watch_seconds=record.get("duration_seconds"),
+            online_seconds=record.get("duration_seconds"),
+            device_type=sessions.device_type(record.get("device") or agent),
+            client=sessions.client_name(agent),
+            region=_region(record),
+            referrer=sessions.text(record.get("referer")),
+        )
+    ]
+
+
+def session_of_user_visit(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
+    """A user's visit as a session, unless its activity is configured (its activity visits carry it).
+
+    Both give the same ``visit_key`` (sha1 of activity, user, visitAt), so even a visit read
+    both ways would keep one row by key; leaving it out keeps the richer activity-visit row.
+    """
+    activity_id = sessions.text(record.get("activityId"))
+    configured = {str(a) for a in stream.provider_config.get("activity_ids") or []}
+    if activity_id in configured:
+        return []
+    activity = record.get("activity")
+    if not isinstance(activity, dict):
+        activity = {}
+    return [
+        sessions.session(
+            session_key=sessions.session_key("shangzhibo", activity_id, record.get("visit_key")),
+            provider="shangzhibo",
+            source_stream=stream.name,
+            grain="session",
+            room_id=activity_id,
+            room_name=sessions.text(activity.get("name")),
+            viewer_id=sessions.text(record.get("userId")),
+            is_anonymous=record.get("userId") is None,
+            joined_at=sessions.utc(record.get("visitAt")),
+            left_at=sessions.utc(record.get("lastOnlineAt")),
+            watch_seconds=record.get("duration_seconds"),
+            online_seconds=record.get("duration_seconds"),
+        )
+    ]
 
 
 class _ShangzhiboStream(LivestreamStream):
@@ -134,6 +208,7 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
     end_lag = timedelta(hours=1)
     default_page_size = 100
     max_page_size = 1000  # undocumented; the echoed pager.pageSize says what was used
+    derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_activity_visit),)
 
     schema = th.PropertiesList(
         th.Property("activity_id", th.StringType, required=True, description="Partition."),
@@ -200,6 +275,7 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
     replication_key = "visitAt"
     default_page_size = 1000
     max_page_size = 1000  # "每页返回个数，默认为 10，最大为 1000"
+    derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_user_visit),)
 
     schema = th.PropertiesList(
         th.Property("agent_id", th.IntegerType, required=True, description="Partition: customer id."),

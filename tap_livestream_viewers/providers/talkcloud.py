@@ -16,11 +16,11 @@ Quirks that shape this module (quotes from the document):
 * "page 页数 (默认第一页，每页200条，第二页不返回uptablelist数据)": 200 rows a page; a full
   page may have a next one, a shorter page is the last. ``count`` ("返回直播用户数据量") does
   not say whether it is the page's or the query's total, so paging does not rely on it.
-* ``uptablelist`` ("上台用户列表(返回所有)") comes with page 1 only, unpaged. Both streams are
-  read from the same calls: ``talkcloud_login_records`` runs first (the SDK syncs streams in
-  name order) and, when ``talkcloud_stage_users`` is selected too, writes the page-1
-  ``uptablelist`` rows through that stream and moves that stream's bookmark; the stage-users
-  stream then finds nothing left to ask for. Selected alone, it asks page 1 of each window.
+* ``uptablelist`` ("上台用户列表(返回所有)") comes with page 1 only, unpaged.
+  ``talkcloud_stage_users`` is a derived stream of ``talkcloud_login_records`` (see
+  ``derived.py``): it is written from page 1 of each window the login records read, makes no
+  call and keeps no state of its own. Selected alone, the login records are read (not
+  emitted) and their state advances.
 * Whether ``endtime`` is inclusive is not said. It is sent as the window end, so no second
   is ever left out; a row that entered at or after the window end belongs to the next
   window (which asks from that second on) and is left to it, so a boundary row arrives once.
@@ -55,6 +55,8 @@ from tap_livestream_viewers.client import (
     ProviderAPIError,
     int_or_none,
 )
+from tap_livestream_viewers.derived import Derive, DerivedStream
+from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import UTC, floor_to_second, parse_datetime, to_rfc3339, unix_to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -113,13 +115,13 @@ _TIMESTAMP_FIELDS = ("entertimestamp", "outtimestamp", "starttimestamp", "endtim
 
 
 def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
-    """Both streams, when ``talkcloud.key`` is set and at least one room is configured."""
+    """Login records (stage users derive from them), when ``talkcloud.key`` and a room are set."""
     settings = config.get("talkcloud") or {}
     if not settings.get("key"):
         return []
     if not (settings.get("serials") or settings.get("thirdroomids")):
         return []
-    return [TalkcloudLoginRecordsStream, TalkcloudStageUsersStream]
+    return [TalkcloudLoginRecordsStream]
 
 
 def entry_key(room: str, userid: t.Any, entered: t.Any, terminal: t.Any, terminal_details: t.Any) -> str:
@@ -291,10 +293,6 @@ class _TalkcloudStream(LivestreamStream):
         self._run_end: datetime | None = None
         self._earliest: datetime | None = None
         self._asked_page = 1
-        #: Partitions (as sorted item tuples) already failed in the sibling stream this run.
-        self._skip: set[tuple] = set()
-        #: Whether the login-records stream already wrote this stream's SCHEMA message.
-        self._schema_written = False
 
     # ------------------------------------------------------------------ partitions
 
@@ -306,24 +304,17 @@ class _TalkcloudStream(LivestreamStream):
         rooms += [{"thirdroomid": str(r)} for r in settings.get("thirdroomids") or []]
         return rooms
 
-    def sibling(self) -> _TalkcloudStream | None:
-        """The other Talk-cloud stream of this tap, if it exists."""
-        other = STAGE_STREAM if self.name == LOGIN_STREAM else LOGIN_STREAM
-        stream = self._tap.streams.get(other)
-        return stream if isinstance(stream, _TalkcloudStream) else None
+    @property
+    def asked_page(self) -> int:
+        """The page number of the request in flight (``uptablelist`` comes on page 1 only)."""
+        return self._asked_page
 
     # ------------------------------------------------------------------ time range
 
     def sync_end(self) -> datetime:
-        """One end for the whole run, shared by both streams, so neither asks for a sliver."""
+        """One end for the whole run, so every room's windows end at the same second."""
         if self._run_end is None:
-            sibling = self.sibling()
-            if sibling is not None and sibling._run_end is not None:
-                self._run_end = sibling._run_end
-            else:
-                self._run_end = super().sync_end()
-                if sibling is not None:
-                    sibling._run_end = self._run_end
+            self._run_end = super().sync_end()
         return self._run_end
 
     def earliest_queryable(self) -> datetime:
@@ -362,21 +353,6 @@ class _TalkcloudStream(LivestreamStream):
             to_rfc3339(earliest),
         )
         return earliest
-
-    def coverage(self, context: Context | None) -> datetime | None:
-        """Where this stream's next read of the partition starts (clamped to the last year)."""
-        state = self.partition_state(context)
-        progress = state.get("progress")
-        if progress:
-            start = parse_datetime(progress["window_start"], UTC)
-        elif state.get("replication_key_value"):
-            start = parse_datetime(state["replication_key_value"], UTC)
-        else:
-            start = self.config_datetime("start_date")
-            if start is None:
-                return None
-        earliest = self._earliest or self.earliest_queryable()
-        return max(start, earliest)
 
     # ---------------------------------------------------------------------- request
 
@@ -420,7 +396,6 @@ class _TalkcloudStream(LivestreamStream):
             return
         said = f" ({words})" if (words := self.provider_words(body)) else ""
         if code == ROOM_GONE:
-            self._mark_failed(context)
             raise PartitionFailed(
                 self.describe(
                     context,
@@ -473,12 +448,6 @@ class _TalkcloudStream(LivestreamStream):
         parts.append(f"page={form.get('page')}")
         return " ".join(parts)
 
-    def _mark_failed(self, context: Context | None) -> None:
-        """Tell the sibling stream not to ask again for a room that failed here."""
-        sibling = self.sibling()
-        if sibling is not None:
-            sibling._skip.add(tuple(sorted((context or {}).items())))
-
     # ----------------------------------------------------------------------- paging
 
     def page_facts(self, response: requests.Response) -> PageFacts:
@@ -518,78 +487,66 @@ class _TalkcloudStream(LivestreamStream):
         """Rows are shaped in ``parse_response`` already (the window filter needs their times)."""
         return row
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Skip a room that already failed in the sibling stream this run (one call, one error)."""
-        if tuple(sorted((context or {}).items())) in self._skip:
-            self.logger.warning(
-                "%s: not read; the room failed in the other Talk-cloud stream (see that error)",
-                self.describe_partition(context),
-            )
-            return
-        yield from super().get_records(context)
+
+def stage_users_of_page(stream: _TalkcloudStream, body: t.Any, context: Context | None) -> list[dict]:
+    """Page 1's ``uptablelist`` ("第二页不返回uptablelist数据"), shaped and windowed like login rows."""
+    if stream.asked_page != 1 or not isinstance(body, dict):
+        return []
+    records = list(stream.rows_in_window(list(body.get("uptablelist") or []), context))
+    for record in records:
+        for key, value in (context or {}).items():
+            record.setdefault(key, value)
+    return records
+
+
+#: ``terminal`` codes in ``viewer_sessions``' vocabulary (4 linux is a computer; 5 未知 says nothing).
+SESSION_DEVICES = {"0": "pc", "1": "mac", "2": "ios", "3": "android", "4": "pc"}
+#: ``terminal_details`` codes as clients (1 客户端 is the app).
+SESSION_CLIENTS = {"1": "app", "2": "wechat", "3": "safari", "4": "chrome", "5": "other"}
+
+
+def session_of_entry(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
+    """An entry into a room as a ``viewer_sessions`` row; ``duration`` is the time in the room."""
+    return [
+        sessions.session(
+            session_key=sessions.session_key("talkcloud", record.get("serial"), record.get("entry_key")),
+            provider="talkcloud",
+            source_stream=stream.name,
+            grain="session",
+            room_id=sessions.text(record.get("serial")),
+            viewer_id=sessions.text(record.get("userid")),
+            viewer_name=sessions.text(record.get("username")),
+            is_anonymous=sessions.text(record.get("userid")) is None,
+            role=record.get("userroleid_label"),
+            joined_at=record.get("entertime_utc"),
+            left_at=record.get("outtime_utc"),
+            watch_seconds=record.get("duration_seconds"),
+            online_seconds=record.get("duration_seconds"),
+            device_type=SESSION_DEVICES.get(record.get("terminal") or ""),
+            client=SESSION_CLIENTS.get(record.get("terminal_details") or ""),
+        )
+    ]
+
+
+class TalkcloudStageUsersStream(DerivedStream):
+    """``uptablelist``: who went on stage, from page 1 of each window the login records read."""
+
+    name = STAGE_STREAM
+    schema = RECORD_SCHEMA
+    primary_keys = ("entry_key",)
+    replication_key = "entertime_utc"
 
 
 class TalkcloudLoginRecordsStream(_TalkcloudStream):
     """``logininfo``: every entry into and exit from a room, in windows of at most 28 days."""
 
     name = LOGIN_STREAM
+    derived_streams = (
+        Derive(TalkcloudStageUsersStream, from_page=stage_users_of_page),
+        Derive(sessions.ViewerSessionsStream, from_record=session_of_entry),
+    )
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        """This page's ``logininfo``; on page 1 also the stage users, when that stream wants them."""
+        """This page's ``logininfo`` (stage users are derived from the same page)."""
         body = self.decode(response)
-        if self._asked_page == 1:
-            self._serve_stage_users(body)
         yield from self.rows_in_window(list(body.get("logininfo") or []), self._context)
-
-    def _serve_stage_users(self, body: dict) -> None:
-        """Write page 1's ``uptablelist`` as stage-user records, so that stream needs no call.
-
-        Only when the stage-users stream is selected and its own reading of this room has
-        reached this window (it starts inside it): then it would ask exactly this page 1.
-        Its bookmark moves to the window end; the STATE after this page carries it. If its
-        bookmark lags behind (it was not selected in earlier runs), it reads that gap itself.
-        """
-        stage = self.sibling()
-        window = self._window
-        context = self._context
-        if stage is None or window is None or not stage.selected:
-            return
-        stage._earliest = self._earliest
-        covered = stage.coverage(context)
-        if covered is None or not (window.start <= covered < window.end):
-            return
-        if not stage._schema_written:
-            stage._write_schema_message()
-            stage._schema_written = True
-        stage._window = window
-        try:
-            for record in stage.rows_in_window(list(body.get("uptablelist") or []), context):
-                for key, value in (context or {}).items():
-                    record.setdefault(key, value)
-                stage._write_record_message(record)
-        finally:
-            stage._window = None
-        state = stage.partition_state(context)
-        state.pop("progress", None)
-        state["replication_key"] = stage.replication_key
-        state["replication_key_value"] = to_rfc3339(window.end)
-
-
-class TalkcloudStageUsersStream(_TalkcloudStream):
-    """``uptablelist``: who went on stage; page 1 of each window carries all of them."""
-
-    name = STAGE_STREAM
-
-    def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
-        """Each window is one call, page 1, whatever page a saved state names."""
-        for window, _page in super().planned_windows(context):
-            yield window, 1
-
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        """Page 1's ``uptablelist``."""
-        body = self.decode(response)
-        yield from self.rows_in_window(list(body.get("uptablelist") or []), self._context)
-
-    def has_more_pages(self, response: requests.Response, page: int) -> bool:
-        """Never: "第二页不返回uptablelist数据"."""
-        return False
