@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sandbox import Sandbox  # noqa: E402
+
+# No test, module- or session-scoped fixtures included, may read or fill the user's own
+# machine-local Mudu call ledger (~/.local/state): runs of the suite would spend each other's
+# budget. Each test gets a private one on top of this (``private_call_ledger``).
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="tap-livestream-viewers-tests-")
 
 TAP = str(Path(sys.executable).with_name("tap-livestream-viewers"))
 
