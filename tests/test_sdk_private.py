@@ -56,5 +56,5 @@ def test_every_private_sdk_name_the_code_uses_is_listed():
     for path in (ROOT / "tap_livestream_viewers").rglob("*.py"):
         used |= set(_PRIVATE_ATTRIBUTE.findall(path.read_text(encoding="utf-8")))
         used |= set(re.findall(r"def (_[a-z][a-z0-9_]*)\(", path.read_text(encoding="utf-8")))
-    sdk_names = {name for name in used if any(name in sdk_names(c) for c in SDK_CLASSES)}
-    assert sdk_names - listed == set(), "list these in tap_livestream_viewers/sdk_private.py"
+    private_used = {name for name in used if any(name in sdk_names(c) for c in SDK_CLASSES)}
+    assert private_used - listed == set(), "list these in tap_livestream_viewers/sdk_private.py"
