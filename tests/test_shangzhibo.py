@@ -116,17 +116,15 @@ def test_second_run_asks_only_for_the_new_window(sandbox, tmp_path):
     second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
     assert second.returncode == 0, second.stderr
     calls = sandbox.calls_to(VISITS_PATH)
-    assert {c.query["startedAt"] for c in calls} <= {
-        "2026-09-20T00:00:00.000Z",
-        "2026-09-27T00:00:00.000Z",
-    }
-    new_rows = [
-        r for r in data.visits[ACTIVITY] if parse_z(r["visitAt"]) >= datetime(2026, 9, 20, tzinfo=UTC)
-    ]
-    assert len(calls) == math.ceil(
-        len([r for r in new_rows if parse_z(r["visitAt"]) < datetime(2026, 9, 27, tzinfo=UTC)]) / 100
-    ) + math.ceil(
-        len([r for r in new_rows if parse_z(r["visitAt"]) >= datetime(2026, 9, 27, tzinfo=UTC)]) / 100
+    bookmark = datetime(2026, 9, 20, tzinfo=UTC)
+    ranges = sorted({(parse_z(c.query["startedAt"]), parse_z(c.query["endedAt"])) for c in calls})
+    # Nothing before the bookmark is asked again but the second each query starts early by.
+    assert ranges[0][0] == bookmark - timedelta(seconds=1)
+    assert all(end - start <= timedelta(days=7) for start, end in ranges)
+    # Exactly the pages the new windows need (the sandbox serves [startedAt, endedAt)).
+    assert len(calls) == sum(
+        math.ceil(sum(1 for r in data.visits[ACTIVITY] if start <= parse_z(r["visitAt"]) < end) / 100)
+        for start, end in ranges
     )
     all_keys = {r["visit_key"] for r in first.records("shangzhibo_activity_visits")} | {
         r["visit_key"] for r in second.records("shangzhibo_activity_visits")
@@ -160,7 +158,10 @@ def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path
     first_call = sandbox.calls_to(VISITS_PATH)[0]
     # the re-run starts at the page after the last saved one, in the same window
     assert first_call.query["page"] == str(progress["next_page"])
-    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(progress["window_start"])
+    # the query starts one second before the window (bounds may be exclusive)
+    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(progress["window_start"]) - timedelta(
+        seconds=1
+    )
     assert (first_call.query["startedAt"], first_call.query["page"]) not in calls_before[:-1]
     keys = {r["visit_key"] for r in emitted} | {
         r["visit_key"] for r in rerun.records("shangzhibo_activity_visits")

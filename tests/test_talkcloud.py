@@ -45,7 +45,7 @@ def room_data(count: int = 1030, **rooms: tuple[int, datetime, datetime]) -> tk.
     """One room with ``count`` entries over 75 days, one of them exactly on a window boundary."""
     data = tk.TalkcloudData(rooms={}, thirdroomids={})
     data.add_room(ROOM, count - 1, P0, P_END, seed=11)
-    data.add_entry(ROOM, P0 + timedelta(days=28), userid="900000000001")  # on the first boundary
+    data.add_entry(ROOM, P0 + STEP, userid="900000000001")  # on the first window boundary
     for serial, (n, start, end) in rooms.items():
         data.add_room(serial, n, start, end, seed=len(serial))
     return data
@@ -72,17 +72,20 @@ def window_of(call) -> tuple[int, int]:
     return int(form["starttime"]), int(form["endtime"])
 
 
-#: The documented step: "时间区间最大限制1个月", read as 28 days (within any calendar month).
-STEP = timedelta(days=28)
+#: The documented span: "时间区间最大限制1个月", read as 28 days (within any calendar month).
+#: Each query starts one second before its window (the bounds may be exclusive), so a
+#: window is 28 days less that second.
+EARLY = timedelta(seconds=1)
+STEP = timedelta(days=28) - EARLY
 
 
 def expected_windows(start: datetime, end: datetime) -> list[tuple[int, int]]:
-    """``[start, end)`` in consecutive 28-day windows, the last one shorter: from the test's inputs."""
+    """The queries for ``[start, end)``: consecutive windows, each asked from one second early."""
     windows = []
     cursor = start
     while cursor < end:
         window_end = min(cursor + STEP, end)
-        windows.append((int(cursor.timestamp()), int(window_end.timestamp())))
+        windows.append((int((cursor - EARLY).timestamp()), int(window_end.timestamp())))
         cursor = window_end
     return windows
 
@@ -118,10 +121,10 @@ def calls_made(calls) -> list[tuple]:
 def assert_windows_cover(windows: list[tuple[int, int]], start: datetime, end: datetime) -> None:
     """Consecutive, never longer than a month (28 days, within any calendar month), covering all."""
     windows = sorted(windows)
-    assert windows[0][0] == int(start.timestamp())
+    assert windows[0][0] == int((start - EARLY).timestamp())
     assert windows[-1][1] == int(end.timestamp())
     for (_, first_end), (second_start, _) in itertools.pairwise(windows):
-        assert first_end == second_start
+        assert first_end == second_start + 1  # each query starts a second before its window
     for window_start, window_end in windows:
         assert window_end - window_start <= 28 * 86400
         assert window_end <= tk.add_month(datetime.fromtimestamp(window_start, UTC)).timestamp()
@@ -142,11 +145,11 @@ def test_75_days_of_1030_rows_arrive_once_in_month_windows_with_exactly_the_need
 
     calls = sandbox.calls_to(PATH)
     windows = expected_windows(P0, P_END)
-    # 75 days: 28 + 28 + 19, the first boundary (P0 + 28 days) holding one row
+    # 75 days: 28 + 28 + 19 (less a second each), the first boundary holding one row
     assert windows == [
-        (int(P0.timestamp()), int((P0 + timedelta(days=28)).timestamp())),
-        (int((P0 + timedelta(days=28)).timestamp()), int((P0 + timedelta(days=56)).timestamp())),
-        (int((P0 + timedelta(days=56)).timestamp()), int(P_END.timestamp())),
+        (int((P0 - EARLY).timestamp()), int((P0 + STEP).timestamp())),
+        (int((P0 + STEP - EARLY).timestamp()), int((P0 + 2 * STEP).timestamp())),
+        (int((P0 + 2 * STEP - EARLY).timestamp()), int(P_END.timestamp())),
     ]
     assert_windows_cover(windows, P0, P_END)
     assert sum(rows_sent(data, ROOM, *w) for w in windows) == 1030 + 1  # the boundary row is sent twice
@@ -290,8 +293,8 @@ def test_second_run_asks_only_for_the_new_window_and_a_third_asks_nothing(sandbo
     assert second.returncode == 0, second.stderr
     calls = sandbox.calls_to(PATH)
     windows = expected_windows(middle, P_END)  # the bookmark is the first run's end: 28 + 7 days
-    assert len(windows) == 2 and windows[0][0] == int(middle.timestamp())
-    assert min(start for start, _ in {window_of(c) for c in calls}) == int(middle.timestamp())
+    assert len(windows) == 2 and windows[0][0] == int((middle - EARLY).timestamp())
+    assert min(start for start, _ in {window_of(c) for c in calls}) == int((middle - EARLY).timestamp())
     assert calls_made(calls) == expected_calls(data, ROOM, windows)
     assert [pages_needed(rows_sent(data, ROOM, *w)) for w in windows] == [2, 1]  # 369, 103 rows
     for stream in (LOGIN, STAGE):
@@ -329,7 +332,7 @@ def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     first_call = sandbox.calls_to(PATH)[0].form()
     assert first_call["page"] == str(progress["next_page"]) == "2"
-    assert int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp())
+    assert int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp()) - 1
     for stream, expected in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
         keys = {r["entry_key"] for r in emitted[stream]} | {r["entry_key"] for r in rerun.records(stream)}
         assert len(keys) == len(expected), stream
@@ -353,7 +356,7 @@ def test_request_is_a_form_post_with_the_key_in_the_body_only(sandbox, tmp_path)
     assert call.form() == {
         "key": data.key,
         "thirdroomid": "spring-course-01",
-        "starttime": str(int(P0.timestamp())),
+        "starttime": str(int((P0 - EARLY).timestamp())),  # a second early: bounds may be exclusive
         "endtime": str(int((P0 + timedelta(days=5)).timestamp())),
         "page": "1",
     }
@@ -380,8 +383,9 @@ def test_start_older_than_a_year_is_clamped_with_a_warning_naming_the_lost_span(
     calls = sandbox.calls_to(PATH)
     first_start = min(window_of(c)[0] for c in calls)
     assert now.timestamp() - 365 * 86400 < first_start <= now.timestamp() - 363 * 86400
-    assert datetime.fromtimestamp(first_start, UTC).isoformat() in warning  # the lost span ends here
-    assert_windows_cover([window_of(c) for c in calls], datetime.fromtimestamp(first_start, UTC), end)
+    read_from = datetime.fromtimestamp(first_start, UTC) + EARLY  # the query starts a second early
+    assert read_from.isoformat() in warning  # the lost span ends here
+    assert_windows_cover([window_of(c) for c in calls], read_from, end)
 
 
 # ---------------------------------------------------------------------------- codes
@@ -448,7 +452,8 @@ def test_other_codes_fail_clearly(sandbox, tmp_path, code, expected):
     line = next(line for line in run.stderr.splitlines() if f"result {code}" in line)
     assert expected in line and "What to do" in line
     if code == 4005:
-        assert f"starttime={int(P0.timestamp())} ({P0.isoformat()})" in line
+        sent = P0 - EARLY  # the query starts a second before the window
+        assert f"starttime={int(sent.timestamp())} ({sent.isoformat()})" in line
     assert data.key not in run.stderr
 
 
@@ -542,8 +547,8 @@ def test_stage_users_alone_resume_a_saved_window_at_page_1(sandbox, tmp_path):
     assert run.returncode == 0, run.stderr
     calls = sandbox.calls_to(PATH)
     assert [(window_of(c), c.form()["page"]) for c in calls] == [
-        ((int(window_start.timestamp()), int(window_end.timestamp())), "1"),
-        ((int(window_end.timestamp()), int(P_END.timestamp())), "1"),
+        ((int((window_start - EARLY).timestamp()), int(window_end.timestamp())), "1"),
+        ((int((window_end - EARLY).timestamp()), int(P_END.timestamp())), "1"),
     ]
     expected = [r for r in data.stage[ROOM] if r["entertimestamp"] >= window_start.timestamp()]
     assert {identity(r) for r in run.records(STAGE)} == {identity(r) for r in expected}
@@ -573,5 +578,5 @@ def test_saved_window_older_than_a_year_is_asked_again_from_the_last_year(sandbo
     assert all(c.form()["page"] == "1" for c in calls)
     assert min(window_of(c)[0] for c in calls) > now.timestamp() - 365 * 86400
     assert_windows_cover(
-        [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC), end
+        [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC) + EARLY, end
     )
