@@ -105,8 +105,9 @@ def test_document_example_parses_and_is_shaped(tmp_path: Path, box: Sandbox) -> 
     box.route(
         "POST", "/api/v2/activities/{channel_id}/userRecords", lambda _r: Response(200, FIXTURE.read_bytes())
     )
-    config = {
-        **EVENT_DAY,
+    config = {  # the day of the example's records: rows outside the asked window are not kept
+        "start_date": "2018-03-15T00:00:00+08:00",
+        "end_date": "2018-03-16T00:00:00+08:00",
         "mudu": {"access_token": "doc-token-1", "base_url": f"{box.base_url}/api", "channel_ids": ["4321"]},
     }
     run = run_tap(tmp_path, config)
@@ -131,8 +132,8 @@ def test_document_example_parses_and_is_shaped(tmp_path: Path, box: Sandbox) -> 
     assert len(calls) == 1
     assert calls[0].method == "POST"
     assert calls[0].json() == {
-        "start_time": "2026-09-20 00:00:00",
-        "end_time": "2026-09-21 00:00:00",
+        "start_time": "2018-03-14 23:59:00",  # a minute early: records show only the minute
+        "end_time": "2018-03-16 00:00:00",
         "perPage": 100,
         "p": 1,
         "filter_watch_time": 1,
@@ -190,7 +191,7 @@ def test_2350_records_take_three_days_of_ten_calls(tmp_path: Path, box: Sandbox)
     calls = mudu_calls(box)
     assert [c.json()["p"] for c in calls] == list(range(11, 21))
     assert {(c.json()["start_time"], c.json()["end_time"]) for c in calls} == {
-        ("2026-09-20 00:00:00", "2026-09-21 00:00:00")
+        ("2026-09-19 23:59:00", "2026-09-21 00:00:00")  # asked from a minute early
     }
     assert len(day2.records(STREAM)) == 1000
     seen += [r["record_id"] for r in day2.records(STREAM)]
@@ -366,7 +367,9 @@ def test_window_ends_an_hour_ago_at_the_latest(tmp_path: Path, box: Sandbox, end
     (call,) = mudu_calls(box)
     china = timezone(timedelta(hours=8))
     end = datetime.strptime(call.json()["end_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=china)
-    assert before - timedelta(hours=1, seconds=1) <= end <= after - timedelta(hours=1)
+    # whole minutes: records show only the minute, so windows are cut at minutes
+    assert end.second == 0
+    assert before - timedelta(hours=1, minutes=1) <= end <= after - timedelta(hours=1)
     assert len(run.records(STREAM)) == len(data.matching("263218"))
     assert "progress" not in partition(run.last_state, "263218")
 
@@ -420,7 +423,7 @@ def test_a_channel_starved_before_its_first_call_costs_one_call_the_next_day(tmp
     calls = mudu_calls(box)
     starved = [c for c in calls if "/880002/" in c.path]
     assert len(starved) == 1  # everything of 880002, from start_date, in one call
-    assert starved[0].json()["start_time"] == "2026-09-20 00:00:00"
+    assert starved[0].json()["start_time"] == "2026-09-19 23:59:00"  # a minute early
     # 880001 asks at most for the seconds since its day-1 window (none when they round away)
     assert len(calls) - len(starved) <= 1
     for channel in ("880001", "880002"):
