@@ -21,6 +21,7 @@ import pytest
 from conftest import discover, run_tap, run_tap_until_killed, select_only
 from sandbox import Fault
 from sandbox import talkcloud as tk
+from sandbox.bounds import READINGS
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.providers.talkcloud import entry_key, shape_row
 from tap_livestream_viewers.timeutil import zone
@@ -580,3 +581,132 @@ def test_saved_window_older_than_a_year_is_asked_again_from_the_last_year(sandbo
     assert_windows_cover(
         [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC) + EARLY, end
     )
+
+
+# ------------------------------------------------------- when the provider misbehaves
+
+
+def warnings_about(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and all(w in line for w in words)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"result": 0}, {"result": 0, "logininfo": None}, {"result": 0, "logininfo": "none"}],
+    ids=["logininfo-absent", "logininfo-null", "logininfo-not-a-list"],
+)
+def test_talkcloud_result_0_without_logininfo_fails_after_retries_and_keeps_the_window(sandbox, tmp_path, body):
+    """"result 0" without its row list is not an empty window: the bookmark must not pass it."""
+    data = tk.register(sandbox, room_data(570))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body=body, count=3, after=2))
+    config = make_config(sandbox.base_url, data, max_retries=2)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "gave up after 3 attempts" in line)
+    assert "without a logininfo list" in line and f"serial={ROOM}" in line and "What to do" in line
+    assert data.key not in failed.stderr
+    calls = sandbox.calls_to(PATH)
+    assert len(calls) == 2 + 3
+    stuck_start, _ = window_of(calls[2])
+    partition = failed.last_state["bookmarks"][LOGIN]["partitions"][0]
+    # the bookmark stays at or before the window of the malformed answer
+    assert datetime.fromisoformat(partition["replication_key_value"]).timestamp() <= stuck_start + 1
+
+    sandbox.reset_calls()
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    got = {identity(r) for r in failed.records(LOGIN) + resumed.records(LOGIN)}
+    assert got == {identity(r) for r in data.entries[ROOM]}  # all 570
+
+
+def test_talkcloud_a_passing_result_0_without_logininfo_is_retried_and_nothing_is_lost(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(570))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body={"result": 0}, count=1, after=1))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert {identity(r) for r in run.records(LOGIN)} == {identity(r) for r in data.entries[ROOM]}
+
+
+def test_talkcloud_page_1_without_uptablelist_is_retried_not_read_as_no_stage_users(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(100))
+    sandbox.add_fault(
+        Fault(path=PATH, kind="status", status=200, body={"result": 0, "logininfo": []}, count=1)
+    )
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert {identity(r) for r in run.records(STAGE)} == {identity(r) for r in data.stage[ROOM]}
+
+
+@pytest.mark.parametrize("bounds", READINGS)
+def test_talkcloud_entries_on_window_boundaries_arrive_once_under_every_bounds_reading(
+    sandbox, tmp_path, bounds
+):
+    """Whether starttime/endtime are inclusive is not documented: each entry comes exactly once."""
+    data = room_data(300)
+    data.bounds = bounds
+    split = P0 + timedelta(days=40)
+    anchors = [P0 + k * STEP for k in range(4)] + [split, split + STEP, split + 2 * STEP]
+    moments = {a + timedelta(seconds=o) for a in anchors for o in (-1, 0, 1)}
+    for index, moment in enumerate(sorted(m for m in moments if P0 <= m < P_END)):
+        data.add_entry(ROOM, moment, userid=f"7000000000{index:02d}", on_stage=True)
+    tk.register(sandbox, data)
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=split.isoformat()))
+    assert first.returncode == 0, first.stderr
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    for stream, rows in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
+        got = sorted(identity(r) for r in first.records(stream) + second.records(stream))
+        assert got == sorted(identity(r) for r in rows), stream  # every entry, each exactly once
+
+
+def test_talkcloud_rows_without_identity_are_kept_under_distinct_stable_keys_with_one_warning(
+    sandbox, tmp_path
+):
+    data = room_data(300)
+    rows = data.entries[ROOM]
+    for row in rows[5:9]:
+        row["userid"] = ""
+    for row in rows[20:23]:
+        row.pop("entertimestamp")
+        row["entertime"] = ""
+    tk.register(sandbox, data)
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    records = run.records(LOGIN)
+    by_key = {r["entry_key"]: r for r in records}
+    assert all(by_key) and len(by_key) == 300  # every entry kept, no key empty or shared
+    (missing,) = warnings_about(run.stderr, "without userid")
+    assert "4 row(s)" in missing and f"serial={ROOM}" in missing and "entry_key=content:" in missing
+    # rows without a time match every range, so each window brings them again, under one key
+    (no_time,) = warnings_about(run.stderr, "without entertimestamp and entertime")
+    assert "entry_key=content:" in no_time
+    again = run_tap(tmp_path, config)
+    assert set(by_key) == {r["entry_key"] for r in again.records(LOGIN)}  # the same keys every run
+
+
+def test_talkcloud_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field(sandbox, tmp_path):
+    data = room_data(200)
+    rows = data.entries[ROOM]
+    rows[3]["duration"] = "ten"
+    rows[4]["duration"] = "1h"
+    rows[5]["outtimestamp"] = "soon"
+    rows[6]["outtimestamp"] = 10**20  # no date-time at all
+    rows[7]["videotype"] = ["640*480"]
+    tk.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = {identity(r): r for r in run.records(LOGIN)}
+    assert len(records) == 200
+    ten = records[identity(rows[3])]
+    assert ten["duration"] == "ten" and ten["duration_seconds"] is None  # the raw value is kept
+    assert records[identity(rows[5])]["outtimestamp"] is None
+    assert records[identity(rows[6])]["outtime_utc"] is None
+    assert records[identity(rows[7])]["videotype"] is None
+    (duration,) = warnings_about(run.stderr, "unreadable duration")
+    assert "2 row(s)" in duration and "'ten'" in duration and "entry_key=" in duration
+    (out,) = warnings_about(run.stderr, "unreadable outtimestamp")
+    assert "2 row(s)" in out
+    assert len(warnings_about(run.stderr, "unreadable videotype")) == 1
+    for record in records.values():
+        assert record["outtimestamp"] is None or type(record["outtimestamp"]) is int

@@ -173,7 +173,7 @@ def shape_row(
             out["starttimestamp"] = misspelt
     for field in _STRING_FIELDS:
         value = out.get(field)
-        if value is not None and not isinstance(value, str):
+        if isinstance(value, int | float):  # numbers as text; other types are the schema check's
             out[field] = str(value)
     for field in _TIMESTAMP_FIELDS:
         if field in out:
