@@ -273,7 +273,9 @@ class LivestreamStream(RESTStream[int]):
             yield window, int(progress.get("next_page", 1))
             resume_from = window.end
         self._page_size_in_use = self.page_size
-        start = floor_to(self.clamp_start(context, resume_from or self.bookmark(context)), self.time_precision)
+        start = floor_to(
+            self.clamp_start(context, resume_from or self.bookmark(context)), self.time_precision
+        )
         # Each query reaches one step before its window: the window is one step shorter.
         span = self.max_window - self.time_precision if self.max_window is not None else None
         for window in time_windows(start, self._planned_end, span):
@@ -742,7 +744,11 @@ class LivestreamStream(RESTStream[int]):
             "%s: attempt %s failed (%s); retrying in %.1fs",
             self.describe_partition(self._context),
             details.get("tries"),
-            error if isinstance(error, MalformedAnswer) else f"HTTP {status}" if status else type(error).__name__,
+            error
+            if isinstance(error, MalformedAnswer)
+            else f"HTTP {status}"
+            if status
+            else type(error).__name__,
             details.get("wait", 0.0),
         )
 

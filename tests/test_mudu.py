@@ -465,7 +465,9 @@ def test_mudu_answer_without_a_list_fails_at_once_spending_one_call_and_keeps_th
     assert got == {r["record_id"] for r in data.matching("263218")}
 
 
-def test_mudu_pages_larger_than_asked_are_followed_without_an_extra_call(tmp_path: Path, box: Sandbox) -> None:
+def test_mudu_pages_larger_than_asked_are_followed_without_an_extra_call(
+    tmp_path: Path, box: Sandbox
+) -> None:
     """Served 200 rows for perPage 100: a later page of 150 is the last, no call is spent after it."""
     data = mudu_sandbox.register(
         box, mudu_sandbox.MuduData(channels={"263218": 350}, idle_share=0, serve_page_size=200)

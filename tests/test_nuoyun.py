@@ -500,7 +500,9 @@ def warnings_about(stderr: str, *words: str) -> list[str]:
     [{"total": 1500}, {"total": 1500, "list": None}, {"total": 1500, "list": {"0": {}}}],
     ids=["list-absent", "list-null", "list-not-a-list"],
 )
-def test_nuoyun_code_200_without_data_list_fails_after_retries_and_keeps_the_page(sandbox, tmp_path, data_field):
+def test_nuoyun_code_200_without_data_list_fails_after_retries_and_keeps_the_page(
+    sandbox, tmp_path, data_field
+):
     data = ny.register(sandbox, ny.NuoyunData(rows=1500))
     body = {"code": 200, "msg": "Success", "data": data_field}
     sandbox.add_fault(Fault(path=ny.PATH, kind="status", status=200, body=body, count=3, after=1))
@@ -533,7 +535,9 @@ def test_nuoyun_a_run_stopped_mid_window_resumes_with_the_gateways_page_size(tmp
         box.latency_s = 0.05
         config = make_config(box.base_url, data)
         killed = run_tap_until_killed(
-            tmp_path, config, lambda states: bool(states[-1]["bookmarks"].get(STREAM, {}).get("progress", {}).get("frontier"))
+            tmp_path,
+            config,
+            lambda states: bool(states[-1]["bookmarks"].get(STREAM, {}).get("progress", {}).get("frontier")),
         )
         progress = killed.last_state["bookmarks"][STREAM]["progress"]
         assert progress["gateway_page_size"] == 1000

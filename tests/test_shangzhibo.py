@@ -17,8 +17,8 @@ import pytest
 
 from conftest import run_tap, run_tap_until_killed
 from sandbox import Fault
-from sandbox.bounds import READINGS
 from sandbox import shangzhibo as szb
+from sandbox.bounds import READINGS
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.tap import TapLivestreamViewers
 
@@ -162,9 +162,9 @@ def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path
     # the re-run starts at the page after the last saved one, in the same window
     assert first_call.query["page"] == str(progress["next_page"])
     # the query starts one second before the window (bounds may be exclusive)
-    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(progress["window_start"]) - timedelta(
-        seconds=1
-    )
+    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(
+        progress["window_start"]
+    ) - timedelta(seconds=1)
     assert (first_call.query["startedAt"], first_call.query["page"]) not in calls_before[:-1]
     keys = {r["visit_key"] for r in emitted} | {
         r["visit_key"] for r in rerun.records("shangzhibo_activity_visits")
@@ -411,7 +411,9 @@ def test_shangzhibo_answer_without_items_is_retried_then_fails_and_keeps_the_win
 
 def test_shangzhibo_a_passing_answer_without_items_is_retried_and_nothing_is_lost(sandbox, tmp_path):
     data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 300}, users={}))
-    sandbox.add_fault(Fault(path=VISITS_PATH, kind="status", status=200, body={"pager": {}}, count=1, after=1))
+    sandbox.add_fault(
+        Fault(path=VISITS_PATH, kind="status", status=200, body={"pager": {}}, count=1, after=1)
+    )
     run = run_tap(tmp_path, make_config(sandbox.base_url, data))
     assert run.returncode == 0, run.stderr
     assert {visit_identity(r) for r in run.records(ACTIVITY_STREAM)} == {
@@ -433,7 +435,13 @@ def test_shangzhibo_pages_larger_than_asked_are_followed_without_an_extra_call(s
     assert all(call.rows for call in calls)  # no empty page asked for
     windows = {(c.query["startedAt"], c.query["endedAt"]) for c in calls}
     needed = sum(
-        max(1, math.ceil(sum(1 for r in data.visits[ACTIVITY] if parse_z(s) <= parse_z(r["visitAt"]) < parse_z(e)) / 300))
+        max(
+            1,
+            math.ceil(
+                sum(1 for r in data.visits[ACTIVITY] if parse_z(s) <= parse_z(r["visitAt"]) < parse_z(e))
+                / 300
+            ),
+        )
         for s, e in windows
     )
     assert len(calls) == needed

@@ -333,7 +333,9 @@ def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     first_call = sandbox.calls_to(PATH)[0].form()
     assert first_call["page"] == str(progress["next_page"]) == "2"
-    assert int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp()) - 1
+    assert (
+        int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp()) - 1
+    )
     for stream, expected in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
         keys = {r["entry_key"] for r in emitted[stream]} | {r["entry_key"] for r in rerun.records(stream)}
         assert len(keys) == len(expected), stream
@@ -595,8 +597,10 @@ def warnings_about(stderr: str, *words: str) -> list[str]:
     [{"result": 0}, {"result": 0, "logininfo": None}, {"result": 0, "logininfo": "none"}],
     ids=["logininfo-absent", "logininfo-null", "logininfo-not-a-list"],
 )
-def test_talkcloud_result_0_without_logininfo_fails_after_retries_and_keeps_the_window(sandbox, tmp_path, body):
-    """"result 0" without its row list is not an empty window: the bookmark must not pass it."""
+def test_talkcloud_result_0_without_logininfo_fails_after_retries_and_keeps_the_window(
+    sandbox, tmp_path, body
+):
+    """ "result 0" without its row list is not an empty window: the bookmark must not pass it."""
     data = tk.register(sandbox, room_data(570))
     sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body=body, count=3, after=2))
     config = make_config(sandbox.base_url, data, max_retries=2)
