@@ -45,6 +45,7 @@ from tap_livestream_viewers.rowcheck import (
     ProblemLog,
     SchemaCoercer,
     content_key,
+    has_any,
     is_empty,
     kind_of,
     raw_bytes,
@@ -548,10 +549,11 @@ class LivestreamStream(RESTStream[int]):
         ``content_key_field``; a row whose key another row (other content) already had in
         this window gets its content key there too. Each case is counted per field.
         """
-        log = self._problem_log(context)
-        missing = [group for group in self.identity_fields if all(is_empty(record.get(f)) for f in group)]
-        empty = [name for name in self.primary_keys or () if is_empty(record.get(name))]
+        fields = self._key_fields
+        missing = [group for group in self.identity_fields if not has_any(record, group)]
+        empty = [name for name in fields if is_empty(record.get(name))]
         if missing or empty:
+            log = self._problem_log(context)
             for name in empty:
                 record[name] = content_key(raw, self._key_kind(name))
             target = self.content_key_field
@@ -563,13 +565,17 @@ class LivestreamStream(RESTStream[int]):
             for name in empty:
                 if not any(name in group for group in missing):
                     log.add("missing", name, key, note=name)
-        keys = tuple(record.get(name) for name in self.primary_keys or ())
+        keys = tuple([record.get(name) for name in fields])
         if keys and self._keys.collides(keys, raw):
-            target = self.content_key_field or self.primary_keys[-1]
+            target = self.content_key_field or fields[-1]
             before = self.key_text(record)
             record[target] = content_key(raw, self._key_kind(target))
-            self._keys.collides(tuple(record.get(name) for name in self.primary_keys), raw)
-            log.add("collision", target, f"{before} -> {record[target]}", note=target)
+            self._keys.collides(tuple(record.get(name) for name in fields), raw)
+            self._problem_log(context).add("collision", target, f"{before} -> {record[target]}", note=target)
+
+    @cached_property
+    def _key_fields(self) -> tuple[str, ...]:
+        return tuple(self.primary_keys or ())
 
     def _problem_log(self, context: Context | None) -> ProblemLog:
         return self._problems.setdefault(self.describe_partition(context), ProblemLog())

@@ -63,6 +63,15 @@ def is_empty(value: t.Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def has_any(record: t.Mapping[str, t.Any], fields: tuple[str, ...]) -> bool:
+    """Whether any of ``fields`` has a value in ``record`` (a loop: it runs for every record)."""
+    for name in fields:
+        value = record.get(name)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------- coercion
 
 
@@ -138,12 +147,9 @@ def coerce_value(value: t.Any, kind: Kind) -> tuple[t.Any, bool]:
     return value, True
 
 
-@dataclass(frozen=True)
-class _Prop:
-    name: str
-    kind: Kind
-    fast: tuple[type, ...]
-    children: tuple[_Prop, ...]
+#: One property: (name, types that need no conversion, kind, nested properties); a plain
+#: tuple, since the loop below runs for every value of every record.
+_Prop = tuple[str, tuple[type, ...], Kind, tuple]
 
 
 def _compile(properties: t.Mapping[str, t.Any]) -> tuple[_Prop, ...]:
@@ -151,7 +157,7 @@ def _compile(properties: t.Mapping[str, t.Any]) -> tuple[_Prop, ...]:
     for name, spec in properties.items():
         kind = kind_of(spec)
         children = _compile(spec.get("properties") or {}) if kind == "object" else ()
-        props.append(_Prop(name, kind, _FAST.get(kind, ()), children))
+        props.append((name, _FAST.get(kind, ()), kind, children))
     return tuple(props)
 
 
@@ -167,19 +173,20 @@ class SchemaCoercer:
 
 
 def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:
-    for prop in props:
-        value = record.get(prop.name)
+    get = record.get
+    for name, fast, kind, children in props:
+        value = get(name)
         if value is None:
             continue
-        if type(value) in prop.fast:  # the common case: already the right type (bool is not int)
-            if prop.children:
-                _coerce(value, prop.children, bad, f"{prefix}{prop.name}.")
+        if type(value) in fast:  # the common case: already the right type (bool is not int)
+            if children:
+                _coerce(value, children, bad, f"{prefix}{name}.")
             continue
-        fixed, ok = coerce_value(value, prop.kind)
+        fixed, ok = coerce_value(value, kind)
         if fixed is not value:
-            record[prop.name] = fixed
+            record[name] = fixed
         if not ok:
-            bad(f"{prefix}{prop.name}", value)
+            bad(f"{prefix}{name}", value)
 
 
 # ------------------------------------------------------------------- identities
