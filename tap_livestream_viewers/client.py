@@ -16,7 +16,14 @@ What lives here is what all four providers share:
   rate limit). 429, 5xx, timeouts and resets are retried with exponential backoff and
   jitter, honouring ``Retry-After``; 401/403 and provider error codes fail at once.
 * **Errors.** One line: provider, stream, partition, status or code, the provider's message,
-  and what to do. Secrets from the config are masked in every message.
+  and what to do. Secrets from the config are masked in every message. A success answer
+  without its row list (``MalformedAnswer``) is retried, never read as an empty page.
+* **Bounds.** Windows are ``[start, end)`` in whole ``time_precision`` steps; each query
+  starts one step early and a row is kept only by the window its ``record_time`` falls in,
+  whether the provider's bounds are inclusive or not.
+* **Rows.** Every record passes ``post_process``: the provider shapes it (``shape_record``),
+  values are fitted to the schema, and an empty or colliding key gets a content key, each
+  with one warning per field and partition (``rowcheck``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Facts of the document that shape this module:
   so there is one window from the bookmark to the end; its end is kept in the state until its
   last page is in, so paging through it is stable across days.
 
-Where the document is silent (see ``docs/mudu.md``): how the provider says the limit is reached
+Where the document is silent (see the README's provider notes): how the provider says the limit is reached
 (any 429 that is not a short ``Retry-After``, or any answer whose message speaks of a call limit,
 is read as "limit reached"), whether ``start_time``/``end_time`` are inclusive, and which time
 the range filters on (read as the login time). Request times are seconds, but record times
