@@ -546,3 +546,21 @@ def test_mudu_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field
     assert "2 row(s)" in online and "'ten'" in online and "record_id=" in online
     assert len(warnings_about(run.stderr, "unreadable last_online_time")) == 1
     assert len(warnings_about(run.stderr, "unreadable record_id")) == 1
+
+
+def test_mudu_page_size_learned_from_a_bigger_page_is_kept_across_days(tmp_path: Path, box: Sandbox) -> None:
+    """Day 1 reads one page of 200 (100 asked); day 2's page of 150 is then the last: no call after it."""
+    data = mudu_sandbox.register(
+        box, mudu_sandbox.MuduData(channels={"263218": 350}, idle_share=0, serve_page_size=200)
+    )
+    config = config_for(box, data, daily_call_limit=1)
+    day1 = run_tap(tmp_path, config)
+    assert day1.returncode == 0, day1.stderr
+    progress = partition(day1.last_state, "263218")["progress"]
+    assert progress["next_page"] == 2 and progress["served_page_size"] == 200
+    box.reset_calls()
+    day2 = run_tap(tmp_path, config, state=next_day(box, day1.last_state))
+    assert day2.returncode == 0, day2.stderr
+    assert [c.json()["p"] for c in mudu_calls(box)] == [2]
+    got = {r["record_id"] for r in day1.records(STREAM) + day2.records(STREAM)}
+    assert len(got) == 350

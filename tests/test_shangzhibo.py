@@ -537,3 +537,22 @@ def test_shangzhibo_malformed_values_keep_the_row_with_nulls_and_one_warning_per
     assert len(warnings_about(run.stderr, "unreadable province")) == 1
     # the row without a readable visitAt is kept, under a content key
     assert len({r["visit_key"] for r in records}) == 100
+
+
+def test_shangzhibo_user_visits_with_a_numeric_or_unreadable_visit_at_are_kept(sandbox, tmp_path):
+    user = 15460259
+    data = szb.ShangzhiboData(activities={}, users={user: 30})
+    rows = data.user_visits[user]
+    as_ms = parse_z(rows[10]["visitAt"])
+    rows[10]["visitAt"] = int(as_ms.timestamp() * 1000)
+    rows[11]["visitAt"] = "not a time"
+    rows[12]["activityId"] = None
+    szb.register(sandbox, data)
+    run = run_tap(tmp_path, user_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records("shangzhibo_user_visits")
+    keys = [r["visit_key"] for r in records]
+    assert len(keys) == len(set(keys)) == 30  # every visit, no key empty or shared
+    assert any(r["visitAt"] and datetime.fromisoformat(r["visitAt"]) == as_ms for r in records)
+    assert len(warnings_about(run.stderr, "unreadable visitAt")) == 1
+    assert len(warnings_about(run.stderr, "without activityId")) == 1
