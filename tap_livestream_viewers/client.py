@@ -516,7 +516,12 @@ class LivestreamStream(RESTStream[int]):
         """
         raw = raw_bytes(row)
         self._row_problems = []
-        record = self.shape_record(row, context)
+        try:
+            record = self.shape_record(dict(row), context)
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as error:
+            # A shape no provider note foresaw: keep the row as sent rather than die on it nightly.
+            self.bad_value("row", type(error).__name__, "as sent, without the fields the tap adds")
+            record = {**(context or {}), **row}
         if record is None:
             return None
         self._coercer.coerce(record, self._wrong_type)

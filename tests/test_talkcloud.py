@@ -714,3 +714,19 @@ def test_talkcloud_malformed_values_keep_the_row_with_nulls_and_one_warning_per_
     assert len(warnings_about(run.stderr, "unreadable videotype")) == 1
     for record in records.values():
         assert record["outtimestamp"] is None or type(record["outtimestamp"]) is int
+
+
+def test_talkcloud_codes_of_the_wrong_type_get_no_label_and_do_not_stop_the_run(sandbox, tmp_path):
+    data = room_data(50)
+    rows = data.entries[ROOM]
+    rows[1]["terminal"] = {"os": "ios"}
+    rows[2]["userroleid"] = ["2"]
+    tk.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records(LOGIN)
+    assert len({r["entry_key"] for r in records}) == 50
+    odd = [r for r in records if r["userid"] in (rows[1]["userid"], rows[2]["userid"])]
+    assert all(r["terminal"] is None or isinstance(r["terminal"], str) for r in odd)
+    assert len(warnings_about(run.stderr, "unreadable terminal")) == 1
+    assert len(warnings_about(run.stderr, "unreadable userroleid")) == 1

@@ -180,9 +180,9 @@ def shape_row(
             out[field] = _integer(out, field, bad, f"{field} null")
     out["duration_seconds"] = _integer(out, "duration", bad, "duration as sent, duration_seconds null")
     out["paytime_seconds"] = _integer(out, "paytime", bad, "paytime as sent, paytime_seconds null")
-    out["terminal_label"] = TERMINAL_LABELS.get(out.get("terminal") or "")
-    out["terminal_details_label"] = TERMINAL_DETAILS_LABELS.get(out.get("terminal_details") or "")
-    out["userroleid_label"] = USERROLE_LABELS.get(out.get("userroleid") or "")
+    out["terminal_label"] = _label(TERMINAL_LABELS, out.get("terminal"))
+    out["terminal_details_label"] = _label(TERMINAL_DETAILS_LABELS, out.get("terminal_details"))
+    out["userroleid_label"] = _label(USERROLE_LABELS, out.get("userroleid"))
     for stamp, text in (
         ("entertimestamp", "entertime"),
         ("outtimestamp", "outtime"),
@@ -207,6 +207,11 @@ def shape_row(
         str(room), out.get("userid"), entered, out.get("terminal"), out.get("terminal_details")
     )
     return out
+
+
+def _label(labels: dict[str, str], code: t.Any) -> str | None:
+    """The label of a documented code; ``None`` for another code or a value that is no code."""
+    return labels.get(code) if isinstance(code, str) else None
 
 
 def _utc_of(stamp: int | None, text: t.Any, tz: t.Any) -> str | None:
