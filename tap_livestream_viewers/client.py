@@ -43,6 +43,7 @@ from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, Retri
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
@@ -508,6 +509,7 @@ class LivestreamStream(RESTStream[int]):
         """Hook: the provider's row as a record (times, labels, derived fields); ``None`` drops it."""
         return row
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Shape the row, fit it to the schema, keep it in its window, settle its key.
 
