@@ -271,7 +271,8 @@ class LivestreamStream(RESTStream[int]):
                 parse_datetime(progress["window_end"], self.tz),
             )
             self._page_size_in_use = int(progress.get("page_size") or self.page_size)
-            self._resumed_page_size = int_or_none(progress.get("served_page_size"))
+            served = int_or_none(progress.get("served_page_size"))
+            self._resumed_page_size = served if served and served > 0 else None
             self.logger.info(
                 "Resuming %s at page %s of window %s .. %s",
                 self.describe_partition(context),

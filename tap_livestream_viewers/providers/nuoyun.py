@@ -353,7 +353,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 rows = int(progress.get("frontier", (first_page - 1) * size))
                 total = progress.get("total")
                 self._frontier = Frontier(rows=rows, total=int(total) if total is not None else None)
-                self._gateway_size = int_or_none(progress.get("gateway_page_size"))
+                gateway = int_or_none(progress.get("gateway_page_size"))
+                self._gateway_size = gateway if gateway and gateway > 0 else None
             else:
                 self._frontier = Frontier()
                 self._gateway_size = None
