@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sandbox import bounds as ranges
 from sandbox import fakedata
 from sandbox.server import Request, Response, Sandbox
 
@@ -68,6 +69,12 @@ class MuduData:
     idle_share: float = 0.1
     daily_quota: int = 10
     first_record_id: int = 5_200_000
+    #: How ``start_time``/``end_time`` are read: ``[]`` (default, like SQL BETWEEN), ``[)``, ``(]``, ``()``.
+    bounds: str = "[]"
+    #: Serve pages of this many rows whatever ``perPage`` asks (a gateway paging by its own size).
+    serve_page_size: int | None = None
+    #: How ``first_login_time`` shows the login's minute: ``cut`` (default) or ``round``.
+    minute: str = "cut"
     records: dict[str, list[dict]] = field(default_factory=dict, init=False)
     usage: dict[tuple[str, date], int] = field(default_factory=dict, init=False)
 
@@ -100,12 +107,26 @@ class MuduData:
             "online_time": hms(online),
             "watch_time": hms(watch),
             "phone": fakedata.phone(rng) if rng.random() < 0.6 else "",
-            "first_login_time": login.strftime("%Y-%m-%d %H:%M"),
+            "first_login_time": self.shown_minute(login),
             "last_online_time": (login + timedelta(seconds=online)).strftime("%Y-%m-%d %H:%M"),
             "device": rng.choice(DEVICES),
             "browser": rng.choice(fakedata.BROWSERS),
             "origin": rng.choice(fakedata.ORIGINS),
         }
+
+    def shown_minute(self, login: datetime) -> str:
+        """``2018-03-15 15:33``: the login's minute, cut (default) or rounded as ``minute`` says."""
+        shown = login + timedelta(seconds=30) if self.minute == "round" else login
+        return shown.strftime("%Y-%m-%d %H:%M")
+
+    def add_login(self, channel_id: str, login: datetime, seed: int = 1) -> dict:
+        """One more watcher of ``channel_id`` who logged in at ``login`` (a new, highest record_id)."""
+        row = self._record(random.Random(seed), watched=True)
+        row["_login"] = login
+        row["first_login_time"] = self.shown_minute(login)
+        row["record_id"] = max(r["record_id"] for rows in self.records.values() for r in rows) + 1
+        self.records[channel_id].append(row)
+        return row
 
     # ---------------------------------------------------------------- queries
 
@@ -119,10 +140,12 @@ class MuduData:
     ) -> list[dict]:
         """Records of a channel as the endpoint selects them (without the internal login time)."""
         rows = []
+        bounds = ranges.check(self.bounds)
         for row in self.records[channel_id]:
-            if start is not None and row["_login"] < start:
+            login = row["_login"]
+            if start is not None and (login < start if bounds[0] == "[" else login <= start):
                 continue
-            if end is not None and row["_login"] > end:
+            if end is not None and (login > end if bounds[1] == "]" else login >= end):
                 continue
             if filter_watch_time and row["watch_time"] == "00:00:00":
                 continue
@@ -186,7 +209,7 @@ def register(sandbox: Sandbox, data: MuduData | None = None) -> MuduData:
             return _error(400, "perPage、p、filter_watch_time 应为整数")
         if per_page < 1 or page < 1 or filter_watch not in (0, 1):
             return _error(400, "perPage、p 应大于0，filter_watch_time 应为1或0")
-        per_page = min(per_page, MAX_PER_PAGE)
+        per_page = data.serve_page_size or min(per_page, MAX_PER_PAGE)
         rows = data.matching(channel_id, start, end, filter_watch_time=bool(filter_watch))
         return Response(200, rows[(page - 1) * per_page : page * per_page])
 

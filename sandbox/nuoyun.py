@@ -40,6 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from sandbox import bounds as ranges
 from sandbox import fakedata
 from sandbox.server import Request, Response, Sandbox
 
@@ -76,6 +77,10 @@ class NuoyunData:
     churn_growth: int = 0
     churn_from_page: int = 1
     total_extra: int = 0
+    #: Serve pages of this many rows whatever ``page_size`` asks (a gateway paging by its own size).
+    serve_page_size: int | None = None
+    #: How ``update_time_start``/``update_time_end`` are read: ``[]`` (default), ``[)``, ``(]``, ``()``.
+    bounds: str = "[]"
     # ----------------------------------------------------------- state (not init)
     by_key: dict[Key, dict] = field(default_factory=dict, init=False)
     update_time: dict[Key, int] = field(default_factory=dict, init=False)
@@ -231,6 +236,13 @@ class NuoyunData:
         self._encoded.pop(key, None)
         self.moved.append(key)
 
+    def set_update_time(self, key: Key, stamp: int) -> None:
+        """Give a row the update time ``stamp`` (unix seconds), as a test needs it."""
+        old = (self.update_time[key], key[0], key[1])
+        del self._order[bisect.bisect_left(self._order, old)]
+        self.update_time[key] = stamp
+        bisect.insort(self._order, (stamp, key[0], key[1]))
+
     def move_served(self, served: list[tuple[int, int, int]], count: int, now: datetime) -> None:
         """Move ``count`` rows picked among those already served in this query."""
         for entry in self._rng.sample(served, min(count, len(served))):
@@ -305,7 +317,9 @@ def register(sandbox: Sandbox, data: NuoyunData | None = None) -> NuoyunData:
                 return _fail("参数错误：page_size 最小值为1")
             if sort not in ("asc", "desc"):
                 return _fail("参数错误：sort 只能是 asc 或 desc")
-            size = min(size, MAX_PAGE_SIZE)
+            size = data.serve_page_size or min(size, MAX_PAGE_SIZE)
+            first, last = ranges.inclusive_seconds(start, end, ranges.check(data.bounds))
+            start, end = (first if start else 0), (last if end else 0)
             total, page_entries, served = data.query(start, end, user_id, sort, page, size)
             rows = b",".join(data.encoded((e[1], e[2])) for e in page_entries)
             payload = (

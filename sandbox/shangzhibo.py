@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from sandbox import bounds as ranges
 from sandbox import fakedata
 from sandbox.server import Request, Response, Sandbox
 
@@ -45,9 +46,13 @@ class ShangzhiboData:
     activity_page_cap: int = 100
     #: False: answer fewer rows than asked without saying so (no ``pager.pageSize``).
     echo_page_size: bool = True
+    #: Serve pages of this many rows whatever ``pageSize`` asks (a gateway paging by its own size).
+    serve_page_size: int | None = None
+    #: How ``startedAt``/``endedAt`` are read: ``[)`` (default), ``[]``, ``(]`` or ``()``.
+    bounds: str = "[)"
     visits: dict[str, list[dict]] = field(default_factory=dict, init=False)
     user_visits: dict[int, list[dict]] = field(default_factory=dict, init=False)
-    _visit_times: dict[str, tuple[list[datetime], int]] = field(default_factory=dict, init=False, repr=False)
+    _visit_times: dict[str, tuple] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -147,12 +152,29 @@ class ShangzhiboData:
         return rows
 
     def visits_between(self, activity_id: str, started: datetime, ended: datetime) -> list[dict]:
-        """Visits with ``started <= visitAt < ended`` (bisect: the rows are sorted by visitAt)."""
+        """Visits between the bounds, read as ``bounds`` says (bisect: rows are sorted by visitAt).
+
+        Rows whose ``visitAt`` a test made unreadable are served with every range.
+        """
         rows = self.visits[activity_id]
-        if self._visit_times.get(activity_id, (None, -1))[1] != len(rows):
-            self._visit_times[activity_id] = ([parse_z(r["visitAt"]) for r in rows], len(rows))
-        times = self._visit_times[activity_id][0]
-        return rows[bisect.bisect_left(times, started) : bisect.bisect_left(times, ended)]
+        key = len(rows)  # rows are only ever added (tests change values before the first call)
+        if self._visit_times.get(activity_id, (None, None))[1] != key:
+            readable = [(parse_z(r["visitAt"]), r) for r in rows if _readable(r.get("visitAt"))]
+            odd = [r for r in rows if not _readable(r.get("visitAt"))]
+            self._visit_times[activity_id] = (([t for t, _ in readable], [r for _, r in readable], odd), key)
+        times, ordered, odd = self._visit_times[activity_id][0]
+        bounds = ranges.check(self.bounds)
+        first = (bisect.bisect_left if bounds[0] == "[" else bisect.bisect_right)(times, started)
+        last = (bisect.bisect_right if bounds[1] == "]" else bisect.bisect_left)(times, ended)
+        return ordered[first:last] + odd
+
+    def add_visit(self, activity_id: str, visit_at: datetime, user_id: int) -> dict:
+        """One more visit to ``activity_id`` by ``user_id``, starting at ``visit_at``."""
+        row = dict(self.visits[activity_id][0])
+        row.update(userId=user_id, anonymousId="", visitAt=iso_z(visit_at), lastOnlineAt=iso_z(visit_at))
+        self.visits[activity_id].append(row)
+        self.visits[activity_id].sort(key=lambda r: str(r["visitAt"]))
+        return row
 
     def add_user_visit(self, user_id: int, visit_at: datetime) -> dict:
         """A new visit (for incremental tests): it appears first in ``visitAt desc`` order."""
@@ -161,6 +183,17 @@ class ShangzhiboData:
         self.user_visits[user_id].append(template)
         self.user_visits[user_id].sort(key=lambda row: row["visitAt"])
         return template
+
+
+def _readable(value: object) -> bool:
+    """Whether a ``visitAt`` is the documented text (tests may plant other values)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_z(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _error(status: int, message: str) -> Response:
@@ -196,6 +229,7 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
         if isinstance(args, Response):
             return args
         page, size = args
+        size = data.serve_page_size or size
         try:
             ended = parse_z(request.query["endedAt"]) if "endedAt" in request.query else sandbox.now()
             started = (

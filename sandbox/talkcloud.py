@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from sandbox import bounds as ranges
 from sandbox import fakedata
 from sandbox.server import Request, Response, Sandbox
 
@@ -49,6 +50,12 @@ def add_month(moment: datetime, months: int = 1) -> datetime:
             day -= 1
 
 
+def _order(row: dict) -> tuple:
+    """Rows by entry second, then user (rows a test made odd come first)."""
+    stamp = row.get("entertimestamp")
+    return (stamp if isinstance(stamp, int) else -1, str(row.get("userid")))
+
+
 def local_text(stamp: int) -> str:
     return datetime.fromtimestamp(stamp, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -65,6 +72,8 @@ class TalkcloudData:
     #: thirdroomid -> serial (custom room numbers set when the room was created)
     thirdroomids: dict[str, str] = field(default_factory=lambda: {"autumn-course-07": "731906254"})
     untidy: bool = True
+    #: How ``starttime``/``endtime`` are read: ``[]`` (default, like SQL BETWEEN), ``[)``, ``(]``, ``()``.
+    bounds: str = "[]"
     entries: dict[str, list[dict]] = field(default_factory=dict, init=False)
     stage: dict[str, list[dict]] = field(default_factory=dict, init=False)
 
@@ -123,7 +132,7 @@ class TalkcloudData:
             "endtimestamp": out,
         }
         self.entries.setdefault(serial, []).append(row)
-        self.entries[serial].sort(key=lambda r: (r["entertimestamp"], r["userid"]))
+        self.entries[serial].sort(key=_order)
         if on_stage is None:
             on_stage = role in ("0", "1") or (role == "2" and rng.random() < 0.1)
         if on_stage:
@@ -139,7 +148,7 @@ class TalkcloudData:
                     endtimestamp=down,
                 )
             )
-            self.stage[serial].sort(key=lambda r: (r["entertimestamp"], r["userid"]))
+            self.stage[serial].sort(key=_order)
         return row
 
     def add_room(self, serial: str, count: int, start: datetime, end: datetime, seed: int = 7) -> None:
@@ -149,11 +158,23 @@ class TalkcloudData:
         self._generate(random.Random(seed), serial, count, start, end)
 
     def matching(self, serial: str, start: int, end: int) -> list[dict]:
-        """Entries the endpoint returns for ``[start, end]`` (both inclusive)."""
-        return [r for r in self.entries.get(serial, []) if start <= r["entertimestamp"] <= end]
+        """Entries the endpoint returns for the range, read as ``bounds`` says (default ``[start, end]``).
+
+        A row whose ``entertimestamp`` a test made unreadable is returned with every range.
+        """
+        first, last = ranges.inclusive_seconds(start, end, ranges.check(self.bounds))
+        return [r for r in self.entries.get(serial, []) if _selected(r, first, last)]
 
     def matching_stage(self, serial: str, start: int, end: int) -> list[dict]:
-        return [r for r in self.stage.get(serial, []) if start <= r["entertimestamp"] <= end]
+        first, last = ranges.inclusive_seconds(start, end, ranges.check(self.bounds))
+        return [r for r in self.stage.get(serial, []) if _selected(r, first, last)]
+
+
+def _selected(row: dict, first: int, last: int) -> bool:
+    stamp = row.get("entertimestamp")
+    if not isinstance(stamp, int):
+        return True
+    return first <= stamp <= last
 
 
 # ------------------------------------------------------------------------ encoding

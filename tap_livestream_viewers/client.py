@@ -18,7 +18,14 @@ What lives here is what all four providers share:
 * **Derived streams.** Streams a provider stream declares in ``derived_streams`` are written
   from its pages and records, with no call of their own (``derived.py``).
 * **Errors.** One line: provider, stream, partition, status or code, the provider's message,
-  and what to do. Secrets from the config are masked in every message.
+  and what to do. Secrets from the config are masked in every message. A success answer
+  without its row list (``MalformedAnswer``) is retried, never read as an empty page.
+* **Bounds.** Windows are ``[start, end)`` in whole ``time_precision`` steps; each query
+  starts one step early and a row is kept only by the window its ``record_time`` falls in,
+  whether the provider's bounds are inclusive or not.
+* **Rows.** Every record passes ``post_process``: the provider shapes it (``shape_record``),
+  values are fitted to the schema, and an empty or colliding key gets a content key, each
+  with one warning per field and partition (``rowcheck``).
 """
 
 from __future__ import annotations
@@ -44,7 +51,17 @@ from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.derived import Derive, DerivedFeed
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
-from tap_livestream_viewers.timeutil import floor_to_second, parse_datetime, to_rfc3339, zone
+from tap_livestream_viewers.rowcheck import (
+    KeyRegistry,
+    ProblemLog,
+    SchemaCoercer,
+    content_key,
+    has_any,
+    is_empty,
+    kind_of,
+    raw_bytes,
+)
+from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
 
@@ -63,6 +80,21 @@ class ProviderAPIError(FatalAPIError):
 
 class PartitionFailed(ProviderAPIError):
     """Only this partition cannot be read (e.g. a room that no longer exists); others go on."""
+
+
+class MalformedAnswer(RetriableAPIError):
+    """A success answer without its row list (missing, null, not a list of objects).
+
+    It is not an empty page: read as one, the bookmark would move past rows the provider
+    holds. Gateways give such answers in passing, so it is retried like a 5xx; when retries
+    run out the run fails with one line and the state resumes at this page.
+    """
+
+
+MALFORMED_ACTION = (
+    "the provider answered success without its row list; nothing was skipped: run again later, "
+    "the state resumes at this page; if it keeps happening, report this line to the provider"
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +146,17 @@ class LivestreamStream(RESTStream[int]):
     progress_windowed: t.ClassVar[bool] = True
     #: Streams fed by this stream's pages, one declaration each (see ``derived.py``).
     derived_streams: t.ClassVar[tuple[Derive, ...]] = ()
+    #: The step of the provider's time filter and row times. Windows are half-open ``[start,
+    #: end)`` in whole steps; each query asks one step before ``start`` (``query_range``) and
+    #: rows are kept by ``record_time``, so a row belongs to one window whether the provider's
+    #: bounds are inclusive or not.
+    time_precision: t.ClassVar[timedelta] = timedelta(seconds=1)
+    #: Groups of fields that identify a row; a group is present when any of its fields has a
+    #: value. A row missing a group is kept under a content key (see ``settle_identity``).
+    identity_fields: t.ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: The primary-key field that takes the content key of a row without identity, or of a
+    #: row whose key another row in the same window already has.
+    content_key_field: t.ClassVar[str] = ""
 
     # Our own per-page state replaces the SDK's "every 10,000 records" cadence.
     STATE_MSG_FREQUENCY = 10**12
@@ -139,7 +182,13 @@ class LivestreamStream(RESTStream[int]):
         self.progress = StreamProgress()
         self._planned_end: datetime | None = None
         self._window_started = Counts()
+        self._resumed_page_size: int | None = None
         self._unknown_fields_seen: set[str] = set()
+        #: Keys seen in the current window, per use (``key_registry``).
+        self._keys: dict[str, KeyRegistry] = {}
+        self._problems: dict[str, ProblemLog] = {}
+        self._row_problems: list[tuple[str, t.Any, str]] = []
+        self._left_to_neighbours = 0
 
     @property
     def calls_made(self) -> int:
@@ -205,7 +254,7 @@ class LivestreamStream(RESTStream[int]):
         """
         latest = self.now() - self.end_lag
         end = self.config_datetime("end_date")
-        return floor_to_second(min(end, latest) if end is not None else latest)
+        return floor_to(min(end, latest) if end is not None else latest, self.time_precision)
 
     def bookmark(self, context: Context | None) -> datetime:
         """Where the next window starts: the last finished window's end, else ``start_date``."""
@@ -228,6 +277,8 @@ class LivestreamStream(RESTStream[int]):
                 parse_datetime(progress["window_end"], self.tz),
             )
             self._page_size_in_use = int(progress.get("page_size") or self.page_size)
+            served = int_or_none(progress.get("served_page_size"))
+            self._resumed_page_size = served if served and served > 0 else None
             self.logger.info(
                 "Resuming %s at page %s of window %s .. %s",
                 self.describe_partition(context),
@@ -238,9 +289,42 @@ class LivestreamStream(RESTStream[int]):
             yield window, int(progress.get("next_page", 1))
             resume_from = window.end
         self._page_size_in_use = self.page_size
-        start = resume_from or self.bookmark(context)
-        for window in time_windows(self.clamp_start(context, start), self._planned_end, self.max_window):
+        start = floor_to(
+            self.clamp_start(context, resume_from or self.bookmark(context)), self.time_precision
+        )
+        # Each query reaches one step before its window: the window is one step shorter.
+        span = self.max_window - self.time_precision if self.max_window is not None else None
+        for window in time_windows(start, self._planned_end, span):
             yield window, 1
+
+    def query_range(self) -> tuple[datetime, datetime]:
+        """The range to ask for the current window: one step earlier than it, to its end.
+
+        Providers do not say whether a range's bounds are inclusive. Under every reading
+        (``[s,e)``, ``[s,e]``, ``(s,e]``, ``(s,e)``) this range holds every row with ``start <=
+        t < end``; ``keep_in_window`` leaves the others to the neighbouring windows.
+        """
+        assert self._window is not None
+        return self._window.start - self.time_precision, self._window.end
+
+    def record_time(self, record: dict) -> datetime | None:
+        """Hook: the time the provider's range filters a shaped record on (``None``: unknown)."""
+        return None
+
+    def keep_in_window(self, record: dict) -> bool:
+        """Whether a record belongs to the current window (``start <= t < end``) by its time.
+
+        A record at or after the end belongs to the next window, one before the start to the
+        previous one: each of those asks for it too. A record without a time is kept.
+        """
+        window = self._window
+        if window is None:
+            return True
+        moment = self.record_time(record)
+        if moment is None or window.start <= moment < window.end:
+            return True
+        self._left_to_neighbours += 1
+        return False
 
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
         """Hook: a provider that only keeps recent data may move the start forward."""
@@ -274,6 +358,8 @@ class LivestreamStream(RESTStream[int]):
             "next_page": next_page,
             "page_size": self._page_size_in_use,
         }
+        if self._learned_page_size:
+            state["progress"]["served_page_size"] = self._learned_page_size
 
     def page_done(self, next_page: int) -> None:
         """After a page's records are written: save the next page and emit the state."""
@@ -288,6 +374,17 @@ class LivestreamStream(RESTStream[int]):
         state.pop("progress", None)
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = to_rfc3339(window.end)
+        if self._left_to_neighbours:
+            self.logger.info(
+                "%s: %d row(s) served for window %s .. %s lie outside it (the query starts %s "
+                "early); the neighbouring window reads them",
+                self.describe_partition(context),
+                self._left_to_neighbours,
+                to_rfc3339(window.start),
+                to_rfc3339(window.end),
+                self.time_precision,
+            )
+            self._left_to_neighbours = 0
         self.emit_state()
         self.report_window(context, window)
 
@@ -297,6 +394,7 @@ class LivestreamStream(RESTStream[int]):
         """Read the partition; a spent budget or a failed partition ends it cleanly (see below)."""
         self._context = context
         self.derived_feed.begin()
+        self._keys.clear()
         with self.partition_outcome(context):
             yield from self.read_partition(context)
 
@@ -341,17 +439,28 @@ class LivestreamStream(RESTStream[int]):
         finally:
             self._window = None
             self.report_partition(context, outcome, started)
+            self.report_problems(context)
 
     def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read every planned window page by page, moving the bookmark window by window."""
         for window, first_page in self.planned_windows(context):
             self._window = window
             self._first_page = first_page
-            self._learned_page_size = None
+            self._learned_page_size, self._resumed_page_size = self._resumed_page_size, None
             self._window_started = self.progress.counts.snapshot()
+            self.start_window_checks()
             self.save_progress(context, window, first_page)
             yield from self.records_in_window(context, window)
             self.complete_window(context, window)
+
+    def start_window_checks(self) -> None:
+        """A new window: forget its predecessor's keys and the rows it left to its neighbours."""
+        self._keys.clear()
+        self._left_to_neighbours = 0
+
+    def key_registry(self, use: str = "") -> KeyRegistry:
+        """The current window's registry of keys for ``use`` (``""``: this stream's own rows)."""
+        return self._keys.setdefault(use, KeyRegistry())
 
     def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:
         """Page through one window with the SDK's request loop (override for special endpoints)."""
@@ -419,6 +528,127 @@ class LivestreamStream(RESTStream[int]):
                     name,
                 )
 
+    # ------------------------------------------------------------------ row checks
+
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
+        """Hook: the provider's row as a record (times, labels, derived fields); ``None`` drops it."""
+        return row
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Shape the row, fit it to the schema, keep it in its window, settle its key.
+
+        Every stream passes here, so one malformed value, a row without identity, or two
+        rows under one key are handled the same way for every provider (see ``rowcheck``).
+        """
+        return self.check_row(row, context, self.key_registry())
+
+    def check_row(self, row: dict, context: Context | None, keys: KeyRegistry) -> dict | None:
+        """``post_process`` with the window's key registry to settle keys in.
+
+        A derived stream fed with other rows of the same answer (Talk-cloud's stage users)
+        checks them with a registry of its own, so its keys never collide with this stream's.
+        """
+        raw = raw_bytes(row)
+        self._row_problems = []
+        try:
+            record = self.shape_record(dict(row), context)
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as error:
+            # A shape no provider note foresaw: keep the row as sent rather than die on it nightly.
+            self.bad_value("row", type(error).__name__, "as sent, without the fields the tap adds")
+            record = {**(context or {}), **row}
+        if record is None:
+            return None
+        self._coercer.coerce(record, self._wrong_type)
+        if not self.keep_in_window(record):
+            return None
+        self.settle_identity(record, raw, context, keys)
+        if self._row_problems:
+            log = self._problem_log(context)
+            key = self.key_text(record)
+            for name, value, note in self._row_problems:
+                log.add("value", name, key, value, note)
+        return record
+
+    def bad_value(self, field: str, value: t.Any, note: str) -> None:
+        """Note a value of the current row the tap could not read; ``note`` says what was kept."""
+        self._row_problems.append((field, value, note))
+
+    def _wrong_type(self, field: str, value: t.Any) -> None:
+        self.bad_value(field, value, f"{field} is null (its type is not what the schema says)")
+
+    @cached_property
+    def _coercer(self) -> SchemaCoercer:
+        return SchemaCoercer(self.schema)
+
+    def _key_kind(self, field: str) -> str:
+        return kind_of((self.schema.get("properties") or {}).get(field) or {})
+
+    def key_text(self, record: dict) -> str:
+        """The record's primary key as ``name=value`` pairs, for messages."""
+        return " ".join(f"{name}={record.get(name)}" for name in self.primary_keys or ())
+
+    def settle_identity(self, record: dict, raw: bytes, context: Context | None, keys: KeyRegistry) -> None:
+        """Never an empty or silently colliding primary key (see README, "When a provider misbehaves").
+
+        A row missing an identity field, or with an empty key field, is kept with a key
+        derived from its own content (``rowcheck.content_key``) in that field, or in
+        ``content_key_field``; a row whose key another row (other content) already had in
+        this window gets its content key there too. Each case is counted per field.
+        """
+        fields = self._key_fields
+        missing = [group for group in self.identity_fields if not has_any(record, group)]
+        empty = [name for name in fields if is_empty(record.get(name))]
+        if missing or empty:
+            log = self._problem_log(context)
+            for name in empty:
+                record[name] = content_key(raw, self._key_kind(name))
+            target = self.content_key_field
+            if missing and target and target not in empty:
+                record[target] = content_key(raw, self._key_kind(target))
+            key = self.key_text(record)
+            for group in missing:
+                log.add("missing", " and ".join(group), key, note=target)
+            for name in empty:
+                if not any(name in group for group in missing):
+                    log.add("missing", name, key, note=name)
+        key = tuple([record.get(name) for name in fields])
+        if key and keys.collides(key, raw):
+            target = self.content_key_field or fields[-1]
+            before = self.key_text(record)
+            record[target] = content_key(raw, self._key_kind(target))
+            keys.collides(tuple(record.get(name) for name in fields), raw)
+            self._problem_log(context).add("collision", target, f"{before} -> {record[target]}", note=target)
+
+    @cached_property
+    def _key_fields(self) -> tuple[str, ...]:
+        return tuple(self.primary_keys or ())
+
+    def _problem_log(self, context: Context | None) -> ProblemLog:
+        return self._problems.setdefault(self.describe_partition(context), ProblemLog())
+
+    def report_problems(self, context: Context | None) -> None:
+        """One warning per kind and field for the partition: how many rows, the first keys."""
+        where = self.describe_partition(context)
+        log = self._problems.pop(where, None)
+        for kind, name, tally in log.drain() if log else ():
+            if kind == "missing":
+                text = (
+                    f"{tally.count} row(s) without {name}; kept, keyed by a content key in "
+                    f"{tally.note} (README: When a provider misbehaves); rows: {tally.examples()}"
+                )
+            elif kind == "collision":
+                text = (
+                    f"{tally.count} row(s) had the key of a different row of the same window; kept, "
+                    f"the later ones keyed by a content key in {name}; rows: {tally.examples()}"
+                )
+            else:
+                text = (
+                    f"{tally.count} row(s) with an unreadable {name} (first: {tally.first_value!r}); "
+                    f"kept, {tally.note}; rows: {tally.examples()}"
+                )
+            self.logger.warning("%s: %s", where, self.one_line(text))
+
     # ----------------------------------------------------------------------- paging
 
     def get_new_paginator(self) -> ProgressPaginator:
@@ -448,6 +678,12 @@ class LivestreamStream(RESTStream[int]):
         """The rows in a decoded body; every provider says where its list lives."""
         raise NotImplementedError
 
+    def malformed(self, response: requests.Response, what: str) -> MalformedAnswer:
+        """The retriable error for a success answer without its row list (``what`` says how)."""
+        return MalformedAnswer(
+            f"HTTP {response.status_code} {what}: {self.one_line(response.text[:200])}", response
+        )
+
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """Rows of the page, decoded once (paging facts read the same decoded body)."""
         yield from self.rows_of(self.decode(response))
@@ -462,6 +698,16 @@ class LivestreamStream(RESTStream[int]):
         if facts.rows == 0:
             return False
         asked = self._page_size_in_use
+        if facts.page_size is None and facts.rows > (self._learned_page_size or asked):
+            # More rows than asked: the provider pages by its own size; page numbers follow it.
+            self._learned_page_size = facts.rows
+            self.logger.info(
+                "%s returns %d rows per page although %d were asked; paging by %d",
+                self.provider_name,
+                facts.rows,
+                asked,
+                facts.rows,
+            )
         size = facts.page_size or self._learned_page_size or asked
         if facts.total is None:
             return facts.rows >= size
@@ -510,7 +756,9 @@ class LivestreamStream(RESTStream[int]):
                     self.describe(
                         context,
                         f"{error} (gave up after {self.backoff_max_tries()} attempts)",
-                        "the provider is failing or limiting us; run again later, the state "
+                        MALFORMED_ACTION
+                        if isinstance(error, MalformedAnswer)
+                        else "the provider is failing or limiting us; run again later, the state "
                         "resumes at this page",
                     )
                 ) from None
@@ -552,7 +800,11 @@ class LivestreamStream(RESTStream[int]):
             "%s: attempt %s failed (%s); retrying in %.1fs",
             self.describe_partition(self._context),
             details.get("tries"),
-            f"HTTP {status}" if status else type(error).__name__,
+            error
+            if isinstance(error, MalformedAnswer)
+            else f"HTTP {status}"
+            if status
+            else type(error).__name__,
             details.get("wait", 0.0),
         )
 

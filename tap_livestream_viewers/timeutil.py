@@ -113,6 +113,35 @@ def floor_to_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """The latest whole multiple of ``step`` (counted from the unix epoch) at or before ``moment``."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return moment - ((moment - epoch) % step)
+
+
+#: Plausible epoch range of a provider time sent as a number: 2000-01-01 .. 2100-01-01.
+_EPOCH_LOW, _EPOCH_HIGH = 946_684_800, 4_102_444_800
+
+
+def epoch_to_datetime(value: object) -> datetime | None:
+    """A number (or numeric text) that is plausibly unix seconds or milliseconds, else ``None``.
+
+    Seconds between 2000 and 2100 are read as seconds, a thousand times that as
+    milliseconds; anything else is not a time the tap can vouch for.
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if _EPOCH_LOW <= number < _EPOCH_HIGH:
+        return datetime.fromtimestamp(number, UTC)
+    if _EPOCH_LOW * 1000 <= number < _EPOCH_HIGH * 1000:
+        return datetime.fromtimestamp(number / 1000, UTC)
+    return None
+
+
 def next_local_midnight(moment: datetime, tz: tzinfo) -> datetime:
     """The first 00:00 in ``tz`` after ``moment`` (when a daily quota resets)."""
     local = moment.astimezone(tz)

@@ -24,6 +24,7 @@ from conftest import discover, run_tap
 from sandbox import Fault, Response, Sandbox
 from sandbox import mudu as mudu_sandbox
 from sandbox import shangzhibo as shangzhibo_sandbox
+from sandbox.bounds import READINGS
 from tap_livestream_viewers import call_ledger
 
 STREAM = "mudu_user_records"
@@ -105,8 +106,9 @@ def test_document_example_parses_and_is_shaped(tmp_path: Path, box: Sandbox) -> 
     box.route(
         "POST", "/api/v2/activities/{channel_id}/userRecords", lambda _r: Response(200, FIXTURE.read_bytes())
     )
-    config = {
-        **EVENT_DAY,
+    config = {  # the day of the example's records: rows outside the asked window are not kept
+        "start_date": "2018-03-15T00:00:00+08:00",
+        "end_date": "2018-03-16T00:00:00+08:00",
         "mudu": {"access_token": "doc-token-1", "base_url": f"{box.base_url}/api", "channel_ids": ["4321"]},
     }
     run = run_tap(tmp_path, config)
@@ -131,8 +133,8 @@ def test_document_example_parses_and_is_shaped(tmp_path: Path, box: Sandbox) -> 
     assert len(calls) == 1
     assert calls[0].method == "POST"
     assert calls[0].json() == {
-        "start_time": "2026-09-20 00:00:00",
-        "end_time": "2026-09-21 00:00:00",
+        "start_time": "2018-03-14 23:59:00",  # a minute early: records show only the minute
+        "end_time": "2018-03-16 00:00:00",
         "perPage": 100,
         "p": 1,
         "filter_watch_time": 1,
@@ -190,7 +192,7 @@ def test_2350_records_take_three_days_of_ten_calls(tmp_path: Path, box: Sandbox)
     calls = mudu_calls(box)
     assert [c.json()["p"] for c in calls] == list(range(11, 21))
     assert {(c.json()["start_time"], c.json()["end_time"]) for c in calls} == {
-        ("2026-09-20 00:00:00", "2026-09-21 00:00:00")
+        ("2026-09-19 23:59:00", "2026-09-21 00:00:00")  # asked from a minute early
     }
     assert len(day2.records(STREAM)) == 1000
     seen += [r["record_id"] for r in day2.records(STREAM)]
@@ -366,7 +368,9 @@ def test_window_ends_an_hour_ago_at_the_latest(tmp_path: Path, box: Sandbox, end
     (call,) = mudu_calls(box)
     china = timezone(timedelta(hours=8))
     end = datetime.strptime(call.json()["end_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=china)
-    assert before - timedelta(hours=1, seconds=1) <= end <= after - timedelta(hours=1)
+    # whole minutes: records show only the minute, so windows are cut at minutes
+    assert end.second == 0
+    assert before - timedelta(hours=1, minutes=1) <= end <= after - timedelta(hours=1)
     assert len(run.records(STREAM)) == len(data.matching("263218"))
     assert "progress" not in partition(run.last_state, "263218")
 
@@ -420,10 +424,143 @@ def test_a_channel_starved_before_its_first_call_costs_one_call_the_next_day(tmp
     calls = mudu_calls(box)
     starved = [c for c in calls if "/880002/" in c.path]
     assert len(starved) == 1  # everything of 880002, from start_date, in one call
-    assert starved[0].json()["start_time"] == "2026-09-20 00:00:00"
+    assert starved[0].json()["start_time"] == "2026-09-19 23:59:00"  # a minute early
     # 880001 asks at most for the seconds since its day-1 window (none when they round away)
     assert len(calls) - len(starved) <= 1
     for channel in ("880001", "880002"):
         assert "progress" not in partition(day2.last_state, channel)
     got = {r["record_id"] for r in day1.records(STREAM) + day2.records(STREAM)}
     assert len(got) == 80  # 2 x 40 watchers (filter_watch_time=1 leaves the idle viewers out)
+
+
+# ------------------------------------------------------- when the provider misbehaves
+
+CHINA = mudu_sandbox.CHINA
+
+
+def warnings_about(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and all(w in line for w in words)]
+
+
+@pytest.mark.parametrize("body", [{"data": None}, {"code": 0, "data": []}], ids=["null-data", "object"])
+def test_mudu_answer_without_a_list_fails_at_once_spending_one_call_and_keeps_the_state(
+    tmp_path: Path, box: Sandbox, body: dict
+) -> None:
+    """Not retried: every retry would spend one of the day's 10 calls on the same malformed answer."""
+    data = mudu_sandbox.register(box, mudu_sandbox.MuduData(channels={"263218": 230}))
+    box.add_fault(Fault(path="/userRecords", kind="status", status=200, body=body, count=1, after=1))
+    config = config_for(box, data)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "without a list of records" in line)
+    assert "channel_id=263218" in line and "What to do" in line and data.token not in failed.stderr
+    assert len(mudu_calls(box)) == 2  # page 1, then the malformed page 2 once
+    progress = partition(failed.last_state, "263218")["progress"]
+    assert progress["next_page"] == 2  # the state resumes at the malformed page
+    box.reset_calls()
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [c.json()["p"] for c in mudu_calls(box)] == [2, 3]
+    got = {r["record_id"] for r in failed.records(STREAM) + resumed.records(STREAM)}
+    assert got == {r["record_id"] for r in data.matching("263218")}
+
+
+def test_mudu_pages_larger_than_asked_are_followed_without_an_extra_call(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    """Served 200 rows for perPage 100: a later page of 150 is the last, no call is spent after it."""
+    data = mudu_sandbox.register(
+        box, mudu_sandbox.MuduData(channels={"263218": 350}, idle_share=0, serve_page_size=200)
+    )
+    run = run_tap(tmp_path, config_for(box, data))
+    assert run.returncode == 0, run.stderr
+    assert [c.json()["p"] for c in mudu_calls(box)] == [1, 2]
+    assert len({r["record_id"] for r in run.records(STREAM)}) == 350
+
+
+@pytest.mark.parametrize("minute", ["cut", "round"])
+@pytest.mark.parametrize("bounds", READINGS)
+def test_mudu_logins_on_window_boundaries_arrive_once_under_every_bounds_reading(
+    tmp_path: Path, box: Sandbox, bounds: str, minute: str
+) -> None:
+    """Bounds may be inclusive or not, and records show only the minute (cut or rounded): once each."""
+    data = mudu_sandbox.MuduData(channels={"263218": 120}, bounds=bounds, minute=minute)
+    split = datetime(2026, 9, 20, 20, 30, 30, tzinfo=CHINA)  # not a whole minute: windows are cut at 20:30
+    for second in (-91, -61, -60, -59, -31, -30, -29, -1, 0, 1, 29, 30, 31, 59, 60, 61):
+        data.add_login("263218", split + timedelta(seconds=second), seed=second)
+    mudu_sandbox.register(box, data)
+    first = run_tap(tmp_path, config_for(box, data) | {"end_date": split.isoformat()})
+    assert first.returncode == 0, first.stderr
+    second_run = run_tap(tmp_path, config_for(box, data), state=first.last_state)
+    assert second_run.returncode == 0, second_run.stderr
+    got = sorted(r["record_id"] for r in first.records(STREAM) + second_run.records(STREAM))
+    assert got == sorted(r["record_id"] for r in data.matching("263218"))  # every record exactly once
+    assert partition(first.last_state, "263218")["replication_key_value"] == "2026-09-20T20:30:00+08:00"
+
+
+def test_mudu_records_without_record_id_are_kept_under_distinct_stable_keys_with_one_warning(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    data = mudu_sandbox.MuduData(channels={"263218": 230}, idle_share=0)
+    rows = data.records["263218"]
+    for row in rows[::3]:
+        row["record_id"] = None
+    for row in rows[1:40:3]:
+        row["record_id"] = 42  # different records under one id
+    mudu_sandbox.register(box, data)
+    config = config_for(box, data)
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    keys = [(r["channel_id"], r["record_id"]) for r in run.records(STREAM)]
+    assert len(keys) == len(set(keys)) == 230  # an upserting target keeps all 230
+    assert all(isinstance(record_id, int) for _, record_id in keys)
+    (missing,) = warnings_about(run.stderr, "without record_id")
+    assert "77 row(s)" in missing and "channel_id=263218" in missing
+    (collision,) = warnings_about(run.stderr, "key of a different row")
+    assert "12 row(s)" in collision
+    box.advance_clock(days=1)
+    again = run_tap(tmp_path, config)
+    assert sorted(keys) == sorted((r["channel_id"], r["record_id"]) for r in again.records(STREAM))
+
+
+def test_mudu_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field(
+    tmp_path: Path, box: Sandbox
+) -> None:
+    data = mudu_sandbox.MuduData(channels={"263218": 50}, idle_share=0)
+    rows = data.records["263218"]
+    rows[2]["online_time"] = "ten"
+    rows[3]["online_time"] = 600
+    rows[4]["last_online_time"] = "later"
+    rows[5]["record_id"] = "5200x"
+    rows[6]["user_id"] = 12345678
+    mudu_sandbox.register(box, data)
+    run = run_tap(tmp_path, config_for(box, data))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records(STREAM)) == 50
+    two = run.records(STREAM)[2]
+    assert two["online_time"] == "ten" and two["online_seconds"] is None  # the raw value is kept
+    assert run.records(STREAM)[4]["last_online_time"] is None
+    assert isinstance(run.records(STREAM)[5]["record_id"], int)  # a content key, never text
+    assert run.records(STREAM)[6]["user_id"] == "12345678"
+    (online,) = warnings_about(run.stderr, "unreadable online_time")
+    assert "2 row(s)" in online and "'ten'" in online and "record_id=" in online
+    assert len(warnings_about(run.stderr, "unreadable last_online_time")) == 1
+    assert len(warnings_about(run.stderr, "unreadable record_id")) == 1
+
+
+def test_mudu_page_size_learned_from_a_bigger_page_is_kept_across_days(tmp_path: Path, box: Sandbox) -> None:
+    """Day 1 reads one page of 200 (100 asked); day 2's page of 150 is then the last: no call after it."""
+    data = mudu_sandbox.register(
+        box, mudu_sandbox.MuduData(channels={"263218": 350}, idle_share=0, serve_page_size=200)
+    )
+    config = config_for(box, data, daily_call_limit=1)
+    day1 = run_tap(tmp_path, config)
+    assert day1.returncode == 0, day1.stderr
+    progress = partition(day1.last_state, "263218")["progress"]
+    assert progress["next_page"] == 2 and progress["served_page_size"] == 200
+    box.reset_calls()
+    day2 = run_tap(tmp_path, config, state=next_day(box, day1.last_state))
+    assert day2.returncode == 0, day2.stderr
+    assert [c.json()["p"] for c in mudu_calls(box)] == [2]
+    got = {r["record_id"] for r in day1.records(STREAM) + day2.records(STREAM)}
+    assert len(got) == 350

@@ -96,8 +96,8 @@ def test_200k_rows_arrive_exactly_once_each_in_400_calls(tmp_path):
         assert [b["page"] for b in bodies] == list(range(1, 401))
         assert all(b["page_size"] == 500 and b["sort"] in ("asc", "desc") for b in bodies)
         assert {(b["update_time_start"], b["update_time_end"]) for b in bodies} == {
-            (
-                int(datetime.fromisoformat(START).timestamp()),
+            (  # from a second early: the document does not say whether the bounds are inclusive
+                int(datetime.fromisoformat(START).timestamp()) - 1,
                 int(datetime.fromisoformat(END).timestamp()),
             )
         }
@@ -238,6 +238,7 @@ def test_killed_run_resumes_with_its_frontier_even_after_rows_moved_meanwhile(ga
     for key in served[::60]:
         data.touch(key, now)
     moved = set(data.moved)
+    time.sleep(0.5)  # the killed run's call in flight is logged by now, then forgotten
     gateway.latency_s = 0
     gateway.reset_calls()
     rerun = run_tap(tmp_path, config, state=states[-1])
@@ -333,7 +334,7 @@ def test_second_run_starts_at_the_bookmark_and_boundary_rows_are_kept(sandbox, t
     second = run_tap(tmp_path, follow_up_config(sandbox.base_url, data), state=first.last_state)
     assert second.returncode == 0, second.stderr
     bodies = [call.json() for call in sandbox.calls_to(ny.PATH)]
-    assert {b["update_time_start"] for b in bodies} == {boundary}
+    assert {b["update_time_start"] for b in bodies} == {boundary - 1}  # a second early
     # no end_date: the window ends a little in the past (rows still being written come next time)
     end_2 = bodies[0]["update_time_end"]
     assert time.time() - 10 * 60 < end_2 < time.time() - 60
@@ -486,3 +487,135 @@ def test_rate_limiter_holds_bursts_and_retries_to_the_limit():
         clock[0] += 0.01
     assert max_calls_in_any_span(sent, 10.0) <= 4
     assert sent[4] - sent[0] >= 10.0 and sent[12] - sent[8] >= 10.0
+
+
+# ------------------------------------------------------- when the provider misbehaves
+
+
+def warnings_about(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and all(w in line for w in words)]
+
+
+@pytest.mark.parametrize(
+    "data_field",
+    [{"total": 1500}, {"total": 1500, "list": None}, {"total": 1500, "list": {"0": {}}}],
+    ids=["list-absent", "list-null", "list-not-a-list"],
+)
+def test_nuoyun_code_200_without_data_list_fails_after_retries_and_keeps_the_page(
+    sandbox, tmp_path, data_field
+):
+    data = ny.register(sandbox, ny.NuoyunData(rows=1500))
+    body = {"code": 200, "msg": "Success", "data": data_field}
+    sandbox.add_fault(Fault(path=ny.PATH, kind="status", status=200, body=body, count=3, after=1))
+    config = make_config(sandbox.base_url, data, max_retries=2)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "gave up after 3 attempts" in line)
+    assert "without a data.list" in line and "What to do" in line and data.token not in failed.stderr
+    progress = failed.last_state["bookmarks"][STREAM]["progress"]
+    assert progress["next_page"] == 2  # the bookmark has not moved; the page resumes
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    assert set(keys_of(failed.records(STREAM))) | set(keys_of(resumed.records(STREAM))) == data.keys
+
+
+def test_nuoyun_pages_larger_than_asked_are_paged_by_the_gateways_size_and_nothing_is_lost(sandbox, tmp_path):
+    """1,000 rows served for page_size 500, total right: page 2 holds rows 1000..1499, none lost."""
+    data = ny.register(sandbox, ny.NuoyunData(rows=1500, serve_page_size=1000))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    keys = keys_of(run.records(STREAM))
+    assert len(keys) == len(set(keys)) == 1500 and set(keys) == data.keys
+    assert [c.json()["page"] for c in sandbox.calls_to(ny.PATH)] == [1, 2]
+    assert "rows end at" not in run.stderr
+
+
+def test_nuoyun_a_run_stopped_mid_window_resumes_with_the_gateways_page_size(tmp_path):
+    with Sandbox() as box:
+        data = ny.register(box, ny.NuoyunData(rows=3500, serve_page_size=1000))
+        box.latency_s = 0.05
+        config = make_config(box.base_url, data)
+        killed = run_tap_until_killed(
+            tmp_path,
+            config,
+            lambda states: bool(states[-1]["bookmarks"].get(STREAM, {}).get("progress", {}).get("frontier")),
+        )
+        progress = killed.last_state["bookmarks"][STREAM]["progress"]
+        assert progress["gateway_page_size"] == 1000
+        box.latency_s = 0
+        rerun = run_tap(tmp_path, config, state=killed.last_state)
+        assert rerun.returncode == 0, rerun.stderr
+        assert set(keys_of(killed.records(STREAM))) | set(keys_of(rerun.records(STREAM))) == data.keys
+
+
+@pytest.mark.parametrize("bounds", ["[]", "[)", "(]", "()"])
+def test_nuoyun_rows_updated_on_a_window_boundary_are_never_lost_under_any_bounds_reading(
+    sandbox, tmp_path, bounds
+):
+    """Rows carry no update time: a boundary row may come twice (same key, an upsert), never not at all."""
+    data = ny.NuoyunData(rows=1200, bounds=bounds)
+    split = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp())
+    planted = {}
+    for key, offset in zip(sorted(data.keys), (-2, -1, -1, 0, 0, 0, 1, 1, 2), strict=False):
+        data.set_update_time(key, split + offset)
+        planted[key] = offset
+    ny.register(sandbox, data)
+    end_1 = datetime.fromtimestamp(split, UTC).isoformat()
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=end_1))
+    assert first.returncode == 0, first.stderr
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    got = keys_of(first.records(STREAM)) + keys_of(second.records(STREAM))
+    assert set(got) == data.keys  # none lost
+    twice = {key for key in got if got.count(key) > 1}
+    # only rows updated in the second the next query starts early by, or on the boundary, come twice
+    assert all(planted.get(key) in (-1, 0) for key in twice)
+
+
+def test_nuoyun_rows_without_room_id_or_viewer_are_kept_under_distinct_stable_keys_with_one_warning(
+    sandbox, tmp_path
+):
+    data = ny.NuoyunData(rows=600)
+    keys = sorted(data.keys)
+    for key in keys[:5]:
+        data.by_key[key]["room_id"] = None
+    for key in keys[5:8]:
+        data.by_key[key]["wechat_user_space_id"] = ""
+    ny.register(sandbox, data)
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    got = keys_of(run.records(STREAM))
+    assert len(got) == len(set(got)) == 600
+    assert all(room is not None and viewer is not None for room, viewer in got)
+    (rooms,) = warnings_about(run.stderr, "without room_id")
+    assert "5 row(s)" in rooms and "room_id=-" in rooms
+    (viewers,) = warnings_about(run.stderr, "without wechat_user_space_id")
+    assert "3 row(s)" in viewers
+    again = run_tap(tmp_path, config)
+    assert sorted(got) == sorted(keys_of(again.records(STREAM)))  # the same keys every run
+
+
+def test_nuoyun_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field(sandbox, tmp_path):
+    data = ny.NuoyunData(rows=300)
+    keys = sorted(data.keys)
+    data.by_key[keys[1]]["first_visit_time"] = "not a time"
+    data.by_key[keys[2]]["last_visit_time"] = 1758000000
+    data.by_key[keys[3]]["stay_duration"] = "ten"
+    data.by_key[keys[4]]["live_duration"] = {"s": 5}
+    data.by_key[keys[5]]["channel_info"] = "none"
+    ny.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = {(r["room_id"], r["wechat_user_space_id"]): r for r in run.records(STREAM)}
+    assert set(records) == data.keys  # every row kept
+    assert records[keys[1]]["first_visit_time"] is None
+    assert records[keys[3]]["stay_duration"] is None
+    assert records[keys[4]]["live_duration"] is None
+    assert records[keys[5]]["channel_info"] is None
+    for record in records.values():  # no value of the wrong type reaches a target
+        assert record["stay_duration"] is None or type(record["stay_duration"]) is int
+    (first,) = warnings_about(run.stderr, "unreadable first_visit_time")
+    assert "'not a time'" in first and f"room_id={keys[1][0]}" in first
+    for field in ("last_visit_time", "stay_duration", "live_duration", "channel_info"):
+        assert len(warnings_about(run.stderr, f"unreadable {field}")) == 1, field

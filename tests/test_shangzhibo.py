@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import math
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from conftest import run_tap, run_tap_until_killed
 from sandbox import Fault
 from sandbox import shangzhibo as szb
+from sandbox.bounds import READINGS
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.tap import TapLivestreamViewers
 
@@ -116,17 +120,15 @@ def test_second_run_asks_only_for_the_new_window(sandbox, tmp_path):
     second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
     assert second.returncode == 0, second.stderr
     calls = sandbox.calls_to(VISITS_PATH)
-    assert {c.query["startedAt"] for c in calls} <= {
-        "2026-09-20T00:00:00.000Z",
-        "2026-09-27T00:00:00.000Z",
-    }
-    new_rows = [
-        r for r in data.visits[ACTIVITY] if parse_z(r["visitAt"]) >= datetime(2026, 9, 20, tzinfo=UTC)
-    ]
-    assert len(calls) == math.ceil(
-        len([r for r in new_rows if parse_z(r["visitAt"]) < datetime(2026, 9, 27, tzinfo=UTC)]) / 100
-    ) + math.ceil(
-        len([r for r in new_rows if parse_z(r["visitAt"]) >= datetime(2026, 9, 27, tzinfo=UTC)]) / 100
+    bookmark = datetime(2026, 9, 20, tzinfo=UTC)
+    ranges = sorted({(parse_z(c.query["startedAt"]), parse_z(c.query["endedAt"])) for c in calls})
+    # Nothing before the bookmark is asked again but the second each query starts early by.
+    assert ranges[0][0] == bookmark - timedelta(seconds=1)
+    assert all(end - start <= timedelta(days=7) for start, end in ranges)
+    # Exactly the pages the new windows need (the sandbox serves [startedAt, endedAt)).
+    assert len(calls) == sum(
+        math.ceil(sum(1 for r in data.visits[ACTIVITY] if start <= parse_z(r["visitAt"]) < end) / 100)
+        for start, end in ranges
     )
     all_keys = {r["visit_key"] for r in first.records("shangzhibo_activity_visits")} | {
         r["visit_key"] for r in second.records("shangzhibo_activity_visits")
@@ -151,6 +153,7 @@ def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path
     emitted = killed.records("shangzhibo_activity_visits")
     last_state = killed.last_state
     progress = last_state["bookmarks"]["shangzhibo_activity_visits"]["partitions"][0]["progress"]
+    time.sleep(0.5)  # the killed run's call in flight is logged by now, then forgotten
     calls_before = [(c.query["startedAt"], c.query["page"]) for c in sandbox.calls_to(VISITS_PATH)]
     sandbox.reset_calls()
 
@@ -160,7 +163,10 @@ def test_killed_run_resumes_at_the_next_page_and_loses_nothing(sandbox, tmp_path
     first_call = sandbox.calls_to(VISITS_PATH)[0]
     # the re-run starts at the page after the last saved one, in the same window
     assert first_call.query["page"] == str(progress["next_page"])
-    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(progress["window_start"])
+    # the query starts one second before the window (bounds may be exclusive)
+    assert parse_z(first_call.query["startedAt"]) == datetime.fromisoformat(
+        progress["window_start"]
+    ) - timedelta(seconds=1)
     assert (first_call.query["startedAt"], first_call.query["page"]) not in calls_before[:-1]
     keys = {r["visit_key"] for r in emitted} | {
         r["visit_key"] for r in rerun.records("shangzhibo_activity_visits")
@@ -358,3 +364,197 @@ def test_visits_of_the_last_hour_wait_for_the_next_run(sandbox, tmp_path):
         visit_identity(r) for r in data.visits[ACTIVITY] if parse_z(r["visitAt"]) < window_end
     }
     assert len(records) < 400  # the last hour's visits are left for the next run
+
+
+# ------------------------------------------------------- when the provider misbehaves
+
+ACTIVITY_STREAM = "shangzhibo_activity_visits"
+START = datetime(2026, 9, 1, tzinfo=UTC)
+END = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def warnings_about(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and all(w in line for w in words)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"pager": {"page": 1, "pageSize": 100, "total": 300}},
+        {"pager": {"page": 1, "pageSize": 100, "total": 300}, "items": None},
+        {"pager": {"page": 1, "pageSize": 100, "total": 300}, "items": {"0": {}}},
+    ],
+    ids=["items-absent", "items-null", "items-not-a-list"],
+)
+def test_shangzhibo_answer_without_items_is_retried_then_fails_and_keeps_the_window(sandbox, tmp_path, body):
+    """A 200 without its row list is no empty page: retried, then one line, exit 1, the page resumes."""
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 600}, users={}))
+    sandbox.add_fault(Fault(path=VISITS_PATH, kind="status", status=200, body=body, count=3, after=3))
+    config = make_config(sandbox.base_url, data, max_retries=2)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "gave up after 3 attempts" in line)
+    assert "without an items list" in line and f"activity_id={ACTIVITY}" in line
+    assert "state resumes at this page" in line and data.token not in failed.stderr
+    calls = sandbox.calls_to(VISITS_PATH)
+    assert len(calls) == 3 + 3  # three good pages, then the malformed one asked three times
+    stuck = calls[3]
+    partition = failed.last_state["bookmarks"][ACTIVITY_STREAM]["partitions"][0]
+    bookmark = partition.get("replication_key_value")
+    # the bookmark has not moved past the window of the malformed page
+    assert bookmark is None or datetime.fromisoformat(bookmark) <= parse_z(stuck.query["endedAt"])
+
+    sandbox.reset_calls()
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    got = {visit_identity(r) for r in failed.records(ACTIVITY_STREAM) + resumed.records(ACTIVITY_STREAM)}
+    assert got == {visit_identity(r) for r in data.visits[ACTIVITY]}
+
+
+def test_shangzhibo_a_passing_answer_without_items_is_retried_and_nothing_is_lost(sandbox, tmp_path):
+    data = szb.register(sandbox, szb.ShangzhiboData(activities={ACTIVITY: 300}, users={}))
+    sandbox.add_fault(
+        Fault(path=VISITS_PATH, kind="status", status=200, body={"pager": {}}, count=1, after=1)
+    )
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert {visit_identity(r) for r in run.records(ACTIVITY_STREAM)} == {
+        visit_identity(r) for r in data.visits[ACTIVITY]
+    }
+
+
+def test_shangzhibo_pages_larger_than_asked_are_followed_without_an_extra_call(sandbox, tmp_path):
+    """A provider that serves 300 rows for pageSize 100, and does not say so, pages by 300."""
+    data = szb.register(
+        sandbox,
+        szb.ShangzhiboData(activities={ACTIVITY: 2000}, users={}, echo_page_size=False, serve_page_size=300),
+    )
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records(ACTIVITY_STREAM)
+    assert len(records) == len({r["visit_key"] for r in records}) == 2000
+    calls = sandbox.calls_to(VISITS_PATH)
+    assert all(call.rows for call in calls)  # no empty page asked for
+    windows = {(c.query["startedAt"], c.query["endedAt"]) for c in calls}
+    needed = sum(
+        max(
+            1,
+            math.ceil(
+                sum(1 for r in data.visits[ACTIVITY] if parse_z(s) <= parse_z(r["visitAt"]) < parse_z(e))
+                / 300
+            ),
+        )
+        for s, e in windows
+    )
+    assert len(calls) == needed
+
+
+def boundary_moments(step: timedelta) -> list[datetime]:
+    """Whole days, and every multiple of ``step`` from START, each with its neighbouring instants."""
+    anchors = {START + timedelta(days=d) for d in range(31)}
+    anchors |= {START + k * step for k in range(6)}
+    anchors.add(datetime(2026, 9, 15, 12, tzinfo=UTC))  # the split between the two runs below
+    offsets = (timedelta(seconds=-1), timedelta(milliseconds=-1), timedelta(0), timedelta(milliseconds=1))
+    return sorted(a + o for a in anchors for o in offsets if START <= a + o < END)
+
+
+@pytest.mark.parametrize("bounds", READINGS)
+def test_shangzhibo_visits_on_window_boundaries_arrive_once_under_every_bounds_reading(
+    sandbox, tmp_path, bounds
+):
+    """Whether startedAt/endedAt are inclusive is not documented: each visit comes exactly once."""
+    data = szb.ShangzhiboData(activities={ACTIVITY: 300}, users={}, bounds=bounds)
+    for index, moment in enumerate(boundary_moments(timedelta(days=7) - timedelta(seconds=1))):
+        data.add_visit(ACTIVITY, moment, user_id=9_000_000 + index)
+    szb.register(sandbox, data)
+    split = datetime(2026, 9, 15, 12, tzinfo=UTC)
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=split.isoformat()))
+    assert first.returncode == 0, first.stderr
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    got = [visit_identity(r) for r in first.records(ACTIVITY_STREAM) + second.records(ACTIVITY_STREAM)]
+    expected = [visit_identity(r) for r in data.visits[ACTIVITY]]
+    assert sorted(got, key=repr) == sorted(expected, key=repr)  # every visit, each exactly once
+
+
+def test_shangzhibo_visits_without_identity_are_kept_under_distinct_stable_keys_with_one_warning(
+    sandbox, tmp_path
+):
+    data = szb.ShangzhiboData(activities={ACTIVITY: 200}, users={})
+    rows = data.visits[ACTIVITY]
+    for row in rows[10:14]:  # no viewer at all
+        row.update(userId=None, anonymousId="")
+    for row in rows[20:22]:  # the same viewer and start twice, other content
+        row.update(userId=4242, anonymousId="", visitAt=rows[20]["visitAt"])
+    rows[21]["duration"] = rows[20]["duration"] + 7
+    szb.register(sandbox, data)
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    keys = [r["visit_key"] for r in run.records(ACTIVITY_STREAM)]
+    assert len(keys) == len(set(keys)) == 200  # every visit kept, no key empty or shared
+    assert all(keys)
+    (missing,) = warnings_about(run.stderr, "without userId and anonymousId")
+    assert "4 row(s)" in missing and f"activity_id={ACTIVITY}" in missing and "content:" in missing
+    (collision,) = warnings_about(run.stderr, "key of a different row")
+    assert "1 row(s)" in collision
+    again = run_tap(tmp_path, config)
+    assert sorted(r["visit_key"] for r in again.records(ACTIVITY_STREAM)) == sorted(keys)  # stable
+
+
+def test_shangzhibo_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field(sandbox, tmp_path):
+    data = szb.ShangzhiboData(activities={ACTIVITY: 100}, users={})
+    rows = data.visits[ACTIVITY]
+    for index, row in enumerate(rows):
+        row["referer"] = f"row-{index}"  # to find each row again
+    rows[3]["duration"] = "ten"
+    rows[4]["duration"] = "eleven"
+    as_ms = parse_z(rows[5]["visitAt"])
+    rows[5]["visitAt"] = int(as_ms.timestamp() * 1000)  # a number: epoch milliseconds
+    as_s = parse_z(rows[6]["visitAt"])
+    rows[6]["visitAt"] = int(as_s.timestamp())  # epoch seconds
+    rows[7]["visitAt"] = "yesterday evening"
+    rows[8]["userId"] = "not-a-number"
+    rows[9]["province"] = {"name": "浙江"}
+    szb.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records(ACTIVITY_STREAM)
+    by_row = {r["referer"]: r for r in records}
+    assert len(by_row) == 100  # every row kept, each once
+    assert by_row["row-3"]["duration"] is None and by_row["row-3"]["duration_seconds"] is None
+    assert datetime.fromisoformat(by_row["row-5"]["visitAt"]) == as_ms
+    assert datetime.fromisoformat(by_row["row-6"]["visitAt"]) == as_s
+    assert by_row["row-7"]["visitAt"] is None
+    assert by_row["row-8"]["userId"] is None
+    assert by_row["row-9"]["province"] is None
+    for record in records:  # no value of the wrong type reaches a target
+        assert record["userId"] is None or type(record["userId"]) is int
+        assert record["duration"] is None or type(record["duration"]) is int
+        assert record["province"] is None or isinstance(record["province"], str)
+    (duration,) = warnings_about(run.stderr, "unreadable duration")
+    assert "2 row(s)" in duration and "'ten'" in duration and "visit_key=" in duration
+    assert len(warnings_about(run.stderr, "unreadable visitAt")) == 1
+    assert len(warnings_about(run.stderr, "unreadable userId")) == 1
+    assert len(warnings_about(run.stderr, "unreadable province")) == 1
+    # the row without a readable visitAt is kept, under a content key
+    assert len({r["visit_key"] for r in records}) == 100
+
+
+def test_shangzhibo_user_visits_with_a_numeric_or_unreadable_visit_at_are_kept(sandbox, tmp_path):
+    user = 15460259
+    data = szb.ShangzhiboData(activities={}, users={user: 30})
+    rows = data.user_visits[user]
+    as_ms = parse_z(rows[10]["visitAt"])
+    rows[10]["visitAt"] = int(as_ms.timestamp() * 1000)
+    rows[11]["visitAt"] = "not a time"
+    rows[12]["activityId"] = None
+    szb.register(sandbox, data)
+    run = run_tap(tmp_path, user_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records("shangzhibo_user_visits")
+    keys = [r["visit_key"] for r in records]
+    assert len(keys) == len(set(keys)) == 30  # every visit, no key empty or shared
+    assert any(r["visitAt"] and datetime.fromisoformat(r["visitAt"]) == as_ms for r in records)
+    assert len(warnings_about(run.stderr, "unreadable visitAt")) == 1
+    assert len(warnings_about(run.stderr, "without activityId")) == 1

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from conftest import discover, run_tap, run_tap_until_killed, select_only
 from sandbox import Fault
 from sandbox import talkcloud as tk
+from sandbox.bounds import READINGS
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.providers.talkcloud import entry_key, shape_row
 from tap_livestream_viewers.timeutil import zone
@@ -45,7 +47,7 @@ def room_data(count: int = 1030, **rooms: tuple[int, datetime, datetime]) -> tk.
     """One room with ``count`` entries over 75 days, one of them exactly on a window boundary."""
     data = tk.TalkcloudData(rooms={}, thirdroomids={})
     data.add_room(ROOM, count - 1, P0, P_END, seed=11)
-    data.add_entry(ROOM, P0 + timedelta(days=28), userid="900000000001")  # on the first boundary
+    data.add_entry(ROOM, P0 + STEP, userid="900000000001")  # on the first window boundary
     for serial, (n, start, end) in rooms.items():
         data.add_room(serial, n, start, end, seed=len(serial))
     return data
@@ -72,17 +74,20 @@ def window_of(call) -> tuple[int, int]:
     return int(form["starttime"]), int(form["endtime"])
 
 
-#: The documented step: "时间区间最大限制1个月", read as 28 days (within any calendar month).
-STEP = timedelta(days=28)
+#: The documented span: "时间区间最大限制1个月", read as 28 days (within any calendar month).
+#: Each query starts one second before its window (the bounds may be exclusive), so a
+#: window is 28 days less that second.
+EARLY = timedelta(seconds=1)
+STEP = timedelta(days=28) - EARLY
 
 
 def expected_windows(start: datetime, end: datetime) -> list[tuple[int, int]]:
-    """``[start, end)`` in consecutive 28-day windows, the last one shorter: from the test's inputs."""
+    """The queries for ``[start, end)``: consecutive windows, each asked from one second early."""
     windows = []
     cursor = start
     while cursor < end:
         window_end = min(cursor + STEP, end)
-        windows.append((int(cursor.timestamp()), int(window_end.timestamp())))
+        windows.append((int((cursor - EARLY).timestamp()), int(window_end.timestamp())))
         cursor = window_end
     return windows
 
@@ -118,10 +123,10 @@ def calls_made(calls) -> list[tuple]:
 def assert_windows_cover(windows: list[tuple[int, int]], start: datetime, end: datetime) -> None:
     """Consecutive, never longer than a month (28 days, within any calendar month), covering all."""
     windows = sorted(windows)
-    assert windows[0][0] == int(start.timestamp())
+    assert windows[0][0] == int((start - EARLY).timestamp())
     assert windows[-1][1] == int(end.timestamp())
     for (_, first_end), (second_start, _) in itertools.pairwise(windows):
-        assert first_end == second_start
+        assert first_end == second_start + 1  # each query starts a second before its window
     for window_start, window_end in windows:
         assert window_end - window_start <= 28 * 86400
         assert window_end <= tk.add_month(datetime.fromtimestamp(window_start, UTC)).timestamp()
@@ -142,11 +147,11 @@ def test_75_days_of_1030_rows_arrive_once_in_month_windows_with_exactly_the_need
 
     calls = sandbox.calls_to(PATH)
     windows = expected_windows(P0, P_END)
-    # 75 days: 28 + 28 + 19, the first boundary (P0 + 28 days) holding one row
+    # 75 days: 28 + 28 + 19 (less a second each), the first boundary holding one row
     assert windows == [
-        (int(P0.timestamp()), int((P0 + timedelta(days=28)).timestamp())),
-        (int((P0 + timedelta(days=28)).timestamp()), int((P0 + timedelta(days=56)).timestamp())),
-        (int((P0 + timedelta(days=56)).timestamp()), int(P_END.timestamp())),
+        (int((P0 - EARLY).timestamp()), int((P0 + STEP).timestamp())),
+        (int((P0 + STEP - EARLY).timestamp()), int((P0 + 2 * STEP).timestamp())),
+        (int((P0 + 2 * STEP - EARLY).timestamp()), int(P_END.timestamp())),
     ]
     assert_windows_cover(windows, P0, P_END)
     assert sum(rows_sent(data, ROOM, *w) for w in windows) == 1030 + 1  # the boundary row is sent twice
@@ -294,8 +299,8 @@ def test_second_run_asks_only_for_the_new_window_and_a_third_asks_nothing(sandbo
     assert second.returncode == 0, second.stderr
     calls = sandbox.calls_to(PATH)
     windows = expected_windows(middle, P_END)  # the bookmark is the first run's end: 28 + 7 days
-    assert len(windows) == 2 and windows[0][0] == int(middle.timestamp())
-    assert min(start for start, _ in {window_of(c) for c in calls}) == int(middle.timestamp())
+    assert len(windows) == 2 and windows[0][0] == int((middle - EARLY).timestamp())
+    assert min(start for start, _ in {window_of(c) for c in calls}) == int((middle - EARLY).timestamp())
     assert calls_made(calls) == expected_calls(data, ROOM, windows)
     assert [pages_needed(rows_sent(data, ROOM, *w)) for w in windows] == [2, 1]  # 369, 103 rows
     for stream in (LOGIN, STAGE):
@@ -328,6 +333,7 @@ def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path)
     assert killed.returncode == -signal.SIGKILL
     last_state = states[-1]
     progress = last_state["bookmarks"][LOGIN]["partitions"][0]["progress"]
+    time.sleep(0.5)  # the killed run's call in flight is logged by now, then forgotten
     sandbox.reset_calls()
     sandbox.latency_s = 0
 
@@ -335,7 +341,9 @@ def test_killed_run_resumes_at_the_next_page_for_both_streams(sandbox, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     first_call = sandbox.calls_to(PATH)[0].form()
     assert first_call["page"] == str(progress["next_page"]) == "2"
-    assert int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp())
+    assert (
+        int(first_call["starttime"]) == int(datetime.fromisoformat(progress["window_start"]).timestamp()) - 1
+    )
     for stream, expected in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
         keys = {r["entry_key"] for r in emitted[stream]} | {r["entry_key"] for r in rerun.records(stream)}
         assert len(keys) == len(expected), stream
@@ -359,7 +367,7 @@ def test_request_is_a_form_post_with_the_key_in_the_body_only(sandbox, tmp_path)
     assert call.form() == {
         "key": data.key,
         "thirdroomid": "spring-course-01",
-        "starttime": str(int(P0.timestamp())),
+        "starttime": str(int((P0 - EARLY).timestamp())),  # a second early: bounds may be exclusive
         "endtime": str(int((P0 + timedelta(days=5)).timestamp())),
         "page": "1",
     }
@@ -386,8 +394,9 @@ def test_start_older_than_a_year_is_clamped_with_a_warning_naming_the_lost_span(
     calls = sandbox.calls_to(PATH)
     first_start = min(window_of(c)[0] for c in calls)
     assert now.timestamp() - 365 * 86400 < first_start <= now.timestamp() - 363 * 86400
-    assert datetime.fromtimestamp(first_start, UTC).isoformat() in warning  # the lost span ends here
-    assert_windows_cover([window_of(c) for c in calls], datetime.fromtimestamp(first_start, UTC), end)
+    read_from = datetime.fromtimestamp(first_start, UTC) + EARLY  # the query starts a second early
+    assert read_from.isoformat() in warning  # the lost span ends here
+    assert_windows_cover([window_of(c) for c in calls], read_from, end)
 
 
 # ---------------------------------------------------------------------------- codes
@@ -454,7 +463,8 @@ def test_other_codes_fail_clearly(sandbox, tmp_path, code, expected):
     line = next(line for line in run.stderr.splitlines() if f"result {code}" in line)
     assert expected in line and "What to do" in line
     if code == 4005:
-        assert f"starttime={int(P0.timestamp())} ({P0.isoformat()})" in line
+        sent = P0 - EARLY  # the query starts a second before the window
+        assert f"starttime={int(sent.timestamp())} ({sent.isoformat()})" in line
     assert data.key not in run.stderr
 
 
@@ -550,7 +560,7 @@ def test_stage_users_alone_resume_the_login_records_saved_window_at_its_next_pag
     calls = sandbox.calls_to(PATH)
     later = expected_windows(window_end, P_END)
     assert calls_made(calls) == [
-        ((int(window_start.timestamp()), int(window_end.timestamp())), 2),
+        ((int((window_start - EARLY).timestamp()), int(window_end.timestamp())), 2),
         *expected_calls(data, ROOM, later),
     ]
     expected = [r for r in data.stage[ROOM] if r["entertimestamp"] >= window_end.timestamp()]
@@ -581,5 +591,152 @@ def test_saved_window_older_than_a_year_is_asked_again_from_the_last_year(sandbo
     assert all(c.form()["page"] == "1" for c in calls)
     assert min(window_of(c)[0] for c in calls) > now.timestamp() - 365 * 86400
     assert_windows_cover(
-        [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC), end
+        [window_of(c) for c in calls], datetime.fromtimestamp(window_of(calls[0])[0], UTC) + EARLY, end
     )
+
+
+# ------------------------------------------------------- when the provider misbehaves
+
+
+def warnings_about(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "WARNING" in line and all(w in line for w in words)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"result": 0}, {"result": 0, "logininfo": None}, {"result": 0, "logininfo": "none"}],
+    ids=["logininfo-absent", "logininfo-null", "logininfo-not-a-list"],
+)
+def test_talkcloud_result_0_without_logininfo_fails_after_retries_and_keeps_the_window(
+    sandbox, tmp_path, body
+):
+    """ "result 0" without its row list is not an empty window: the bookmark must not pass it."""
+    data = tk.register(sandbox, room_data(570))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body=body, count=3, after=2))
+    config = make_config(sandbox.base_url, data, max_retries=2)
+    failed = run_tap(tmp_path, config)
+    assert failed.returncode != 0
+    line = next(line for line in failed.stderr.splitlines() if "gave up after 3 attempts" in line)
+    assert "without a logininfo list" in line and f"serial={ROOM}" in line and "What to do" in line
+    assert data.key not in failed.stderr
+    calls = sandbox.calls_to(PATH)
+    assert len(calls) == 2 + 3
+    stuck_start, _ = window_of(calls[2])
+    partition = failed.last_state["bookmarks"][LOGIN]["partitions"][0]
+    # the bookmark stays at or before the window of the malformed answer
+    assert datetime.fromisoformat(partition["replication_key_value"]).timestamp() <= stuck_start + 1
+
+    sandbox.reset_calls()
+    resumed = run_tap(tmp_path, config, state=failed.last_state)
+    assert resumed.returncode == 0, resumed.stderr
+    got = {identity(r) for r in failed.records(LOGIN) + resumed.records(LOGIN)}
+    assert got == {identity(r) for r in data.entries[ROOM]}  # all 570
+
+
+def test_talkcloud_a_passing_result_0_without_logininfo_is_retried_and_nothing_is_lost(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(570))
+    sandbox.add_fault(Fault(path=PATH, kind="status", status=200, body={"result": 0}, count=1, after=1))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert {identity(r) for r in run.records(LOGIN)} == {identity(r) for r in data.entries[ROOM]}
+
+
+def test_talkcloud_page_1_without_uptablelist_is_retried_not_read_as_no_stage_users(sandbox, tmp_path):
+    data = tk.register(sandbox, room_data(100))
+    sandbox.add_fault(
+        Fault(path=PATH, kind="status", status=200, body={"result": 0, "logininfo": []}, count=1)
+    )
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    assert {identity(r) for r in run.records(STAGE)} == {identity(r) for r in data.stage[ROOM]}
+
+
+@pytest.mark.parametrize("bounds", READINGS)
+def test_talkcloud_entries_on_window_boundaries_arrive_once_under_every_bounds_reading(
+    sandbox, tmp_path, bounds
+):
+    """Whether starttime/endtime are inclusive is not documented: each entry comes exactly once."""
+    data = room_data(300)
+    data.bounds = bounds
+    split = P0 + timedelta(days=40)
+    anchors = [P0 + k * STEP for k in range(4)] + [split, split + STEP, split + 2 * STEP]
+    moments = {a + timedelta(seconds=o) for a in anchors for o in (-1, 0, 1)}
+    for index, moment in enumerate(sorted(m for m in moments if P0 <= m < P_END)):
+        data.add_entry(ROOM, moment, userid=f"7000000000{index:02d}", on_stage=True)
+    tk.register(sandbox, data)
+    first = run_tap(tmp_path, make_config(sandbox.base_url, data, end_date=split.isoformat()))
+    assert first.returncode == 0, first.stderr
+    second = run_tap(tmp_path, make_config(sandbox.base_url, data), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    for stream, rows in ((LOGIN, data.entries[ROOM]), (STAGE, data.stage[ROOM])):
+        got = sorted(identity(r) for r in first.records(stream) + second.records(stream))
+        assert got == sorted(identity(r) for r in rows), stream  # every entry, each exactly once
+
+
+def test_talkcloud_rows_without_identity_are_kept_under_distinct_stable_keys_with_one_warning(
+    sandbox, tmp_path
+):
+    data = room_data(300)
+    rows = data.entries[ROOM]
+    for row in rows[5:9]:
+        row["userid"] = ""
+    for row in rows[20:23]:
+        row.pop("entertimestamp")
+        row["entertime"] = ""
+    tk.register(sandbox, data)
+    config = make_config(sandbox.base_url, data)
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    records = run.records(LOGIN)
+    by_key = {r["entry_key"]: r for r in records}
+    assert all(by_key) and len(by_key) == 300  # every entry kept, no key empty or shared
+    (missing,) = warnings_about(run.stderr, "without userid")
+    assert "4 row(s)" in missing and f"serial={ROOM}" in missing and "entry_key=content:" in missing
+    # rows without a time match every range, so each window brings them again, under one key
+    (no_time,) = warnings_about(run.stderr, "without entertimestamp and entertime")
+    assert "entry_key=content:" in no_time
+    again = run_tap(tmp_path, config)
+    assert set(by_key) == {r["entry_key"] for r in again.records(LOGIN)}  # the same keys every run
+
+
+def test_talkcloud_malformed_values_keep_the_row_with_nulls_and_one_warning_per_field(sandbox, tmp_path):
+    data = room_data(200)
+    rows = data.entries[ROOM]
+    rows[3]["duration"] = "ten"
+    rows[4]["duration"] = "1h"
+    rows[5]["outtimestamp"] = "soon"
+    rows[6]["outtimestamp"] = 10**20  # no date-time at all
+    rows[7]["videotype"] = ["640*480"]
+    tk.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = {identity(r): r for r in run.records(LOGIN)}
+    assert len(records) == 200
+    ten = records[identity(rows[3])]
+    assert ten["duration"] == "ten" and ten["duration_seconds"] is None  # the raw value is kept
+    assert records[identity(rows[5])]["outtimestamp"] is None
+    assert records[identity(rows[6])]["outtime_utc"] is None
+    assert records[identity(rows[7])]["videotype"] is None
+    (duration,) = warnings_about(run.stderr, "unreadable duration")
+    assert "2 row(s)" in duration and "'ten'" in duration and "entry_key=" in duration
+    (out,) = warnings_about(run.stderr, "unreadable outtimestamp")
+    assert "2 row(s)" in out
+    assert len(warnings_about(run.stderr, "unreadable videotype")) == 1
+    for record in records.values():
+        assert record["outtimestamp"] is None or type(record["outtimestamp"]) is int
+
+
+def test_talkcloud_codes_of_the_wrong_type_get_no_label_and_do_not_stop_the_run(sandbox, tmp_path):
+    data = room_data(50)
+    rows = data.entries[ROOM]
+    rows[1]["terminal"] = {"os": "ios"}
+    rows[2]["userroleid"] = ["2"]
+    tk.register(sandbox, data)
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data))
+    assert run.returncode == 0, run.stderr
+    records = run.records(LOGIN)
+    assert len({r["entry_key"] for r in records}) == 50
+    odd = [r for r in records if r["userid"] in (rows[1]["userid"], rows[2]["userid"])]
+    assert all(r["terminal"] is None or isinstance(r["terminal"], str) for r in odd)
+    assert len(warnings_about(run.stderr, "unreadable terminal")) == 1
+    assert len(warnings_about(run.stderr, "unreadable userroleid")) == 1

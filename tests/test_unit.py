@@ -276,3 +276,41 @@ def test_an_empty_base_url_falls_back_to_each_providers_documented_host():
     assert hosts["nuoyun_user_durations"] == "https://gateway.nuoyunapi.com"  # the document's 接口地址
     assert hosts["talkcloud_login_records"] == "https://global.talk-cloud.net"  # the document's URL
     assert hosts["mudu_user_records"] == "https://mudu.tv/api"
+
+
+def test_content_keys_are_stable_distinct_and_never_a_provider_id():
+    from tap_livestream_viewers.rowcheck import content_key, raw_bytes
+
+    one, other = {"nick": "小鱼", "record_id": None}, {"record_id": None, "nick": "阿飞"}
+    assert raw_bytes(one) == raw_bytes({"record_id": None, "nick": "小鱼"})  # key order does not matter
+    assert content_key(raw_bytes(one), "integer") == content_key(raw_bytes(dict(one)), "integer")
+    assert content_key(raw_bytes(one), "integer") != content_key(raw_bytes(other), "integer")
+    assert -(2**60) <= content_key(raw_bytes(one), "integer") < 0  # fits BIGINT, no id is negative
+    text = content_key(raw_bytes(one), "string")
+    assert text.startswith("content:") and len(text) == len("content:") + 24
+
+
+def test_values_of_the_wrong_type_are_converted_when_lossless_else_null():
+    from tap_livestream_viewers.rowcheck import coerce_value
+
+    assert coerce_value("42", "integer") == (42, True)
+    assert coerce_value(3.0, "integer") == (3, True)
+    assert coerce_value("", "integer") == (None, True)  # "no value", as providers send it
+    assert coerce_value("ten", "integer") == (None, False)
+    assert coerce_value(True, "integer") == (None, False)
+    assert coerce_value(7, "string") == ("7", True)
+    assert coerce_value({"a": 1}, "string") == (None, False)
+    assert coerce_value("2026-09-20T20:30:00+08:00", "date-time")[1]
+    assert coerce_value("2026-09-20 20:30", "date-time") == (None, False)  # no offset: not RFC 3339
+    assert coerce_value([], "object") == ({}, True)
+
+
+def test_numbers_are_epoch_seconds_or_milliseconds_only_when_plausible():
+    from tap_livestream_viewers.timeutil import epoch_to_datetime
+
+    moment = datetime(2026, 9, 20, 12, 30, tzinfo=timezone.utc)
+    assert epoch_to_datetime(int(moment.timestamp())) == moment
+    assert epoch_to_datetime(int(moment.timestamp() * 1000)) == moment
+    assert epoch_to_datetime("1789993800") == datetime.fromtimestamp(1789993800, timezone.utc)
+    assert epoch_to_datetime(42) is None and epoch_to_datetime(True) is None
+    assert epoch_to_datetime("ten") is None

@@ -23,11 +23,13 @@ Facts of the document that shape this module:
   so there is one window from the bookmark to the end; its end is kept in the state until its
   last page is in, so paging through it is stable across days.
 
-Where the document is silent (see ``docs/mudu.md``): how the provider says the limit is reached
+Where the document is silent (see the README's provider notes): how the provider says the limit is reached
 (any 429 that is not a short ``Retry-After``, or any answer whose message speaks of a call limit,
-is read as "limit reached"), whether ``end_time`` is inclusive (the tap sends the window end
-itself: a viewer who logged in exactly at a boundary second may come in two windows, with the
-same key, rather than in none), and which time the range filters on (read as the login time).
+is read as "limit reached"), whether ``start_time``/``end_time`` are inclusive, and which time
+the range filters on (read as the login time). Request times are seconds, but record times
+show only the minute: windows are whole minutes, each query starts one minute early, and a row
+is kept by the window its shown minute falls in (``time_precision``), so it comes exactly once
+whether the bounds are inclusive or not and whether the minute is cut or rounded.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class MuduUserRecordsStream(LivestreamStream):
     payload_as_json = True  # "Content-Type:application/json"
     primary_keys = ("channel_id", "record_id")
     replication_key = "first_login_time"
+    # "first_login_time": "2018-03-15 15:33": rows show the minute, so windows are whole minutes.
+    time_precision = timedelta(minutes=1)
+    content_key_field = "record_id"
     # "perPage 每页结果数 ... 默认20，最大100"
     default_page_size = 100
     max_page_size = 100
@@ -253,11 +258,11 @@ class MuduUserRecordsStream(LivestreamStream):
 
     def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
         """The documented body: local times, ``perPage``, ``p`` and ``filter_watch_time``."""
-        assert self._window is not None
+        start, end = self.query_range()
         filter_watch = self.provider_config.get("filter_watch_time", True)
         return {
-            "start_time": to_local_text(self._window.start, self.tz),
-            "end_time": to_local_text(self._window.end, self.tz),
+            "start_time": to_local_text(start, self.tz),
+            "end_time": to_local_text(end, self.tz),
             "perPage": self._page_size_in_use,
             "p": next_page_token or 1,
             "filter_watch_time": 1 if filter_watch else 0,
@@ -317,20 +322,22 @@ class MuduUserRecordsStream(LivestreamStream):
 
     # ---------------------------------------------------------------------- records
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Add the channel, times with offset and durations in seconds; keep every field sent."""
         row["channel_id"] = str((context or {}).get("channel_id", ""))
-        record_id = row.get("record_id")
-        if isinstance(record_id, str) and record_id.strip().isdigit():
-            row["record_id"] = int(record_id)
         for field in ("user_id", "assign_id", "phone"):
-            if row.get(field) is not None and not isinstance(row[field], str):
+            if row.get(field) is not None and not isinstance(row[field], str | dict | list):
                 row[field] = str(row[field])
         for field in ("first_login_time", "last_online_time"):
             row[field] = self._local_time(row, field)
-        row["online_seconds"] = self._seconds(row, "online_time")
-        row["watch_seconds"] = self._seconds(row, "watch_time")
+        row["online_seconds"] = self._seconds(row, "online_time", "online_seconds")
+        row["watch_seconds"] = self._seconds(row, "watch_time", "watch_seconds")
         return row
+
+    def record_time(self, record: dict) -> datetime | None:
+        """The range is read as filtering on the login time (the minute the record shows)."""
+        value = record.get("first_login_time")
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
 
     def _local_time(self, row: dict, field: str) -> str | None:
         value = row.get(field)
@@ -339,25 +346,13 @@ class MuduUserRecordsStream(LivestreamStream):
         try:
             return local_to_rfc3339(str(value), self.tz)
         except ValueError:
-            self.logger.warning(
-                "%s: record_id=%s has an unreadable %s %r; the record is kept with %s null",
-                self.describe_partition(self._context),
-                row.get("record_id"),
-                field,
-                value,
-                field,
-            )
+            self.bad_value(field, value, f"{field} null")
             return None
 
-    def _seconds(self, row: dict, field: str) -> int | None:
+    def _seconds(self, row: dict, field: str, seconds_field: str) -> int | None:
+        value = row.get(field)
         try:
-            return hms_to_seconds(row.get(field))
+            return hms_to_seconds(value)
         except (TypeError, ValueError):
-            self.logger.warning(
-                "%s: record_id=%s has %s %r, not HH:MM:SS; kept as sent, seconds left null",
-                self.describe_partition(self._context),
-                row.get("record_id"),
-                field,
-                row.get(field),
-            )
+            self.bad_value(field, value, f"{field} as sent, {seconds_field} null")
             return None

@@ -31,6 +31,12 @@ Quirks that shape this module:
 * Paging ends only from the frontier: when all rows are read, when the gateway has no more
   rows, or with a clear error after ``STALL_PAGES`` pages without progress. The SDK's own
   loop check (the same token twice) is off: here the same page twice can be progress.
+* A page with more rows than ``page_size`` means the gateway pages by its own size: that size
+  is learned (and kept in the state) and page positions are computed with it.
+* Whether ``update_time_start``/``update_time_end`` are inclusive is not said: each query
+  starts one second before its window (the base's ``query_range``). Rows carry no update
+  time to filter on, so a row updated exactly on a boundary second may come in two windows,
+  under the same key (an upsert of the same aggregate), never in none.
 * "device: 使用设备 0为pc,1为安卓,2为其他,3为ios" yet the example sends "iOS", "Android" and "":
   the raw value is kept as a string in ``device`` and ``device_label`` is derived.
 """
@@ -272,6 +278,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
     payload_as_json = True
     primary_keys = ("room_id", "wechat_user_space_id")
     replication_key = "update_window_end"
+    content_key_field = "wechat_user_space_id"
     # The document sets no range limit; one window keeps calls at ceil(rows / 500).
     max_window = None
     # Rows still being written (and gateway clock skew) land in the next window.
@@ -349,6 +356,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
         self._stalled_pages = 0
         self._best_progress = 0
         self._total_warned = False
+        #: Rows per page of a gateway that serves more than asked (it pages by its own size).
+        self._gateway_size: int | None = None
 
     # ----------------------------------------------------------------- configuration
 
@@ -386,8 +395,11 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 rows = int(progress.get("frontier", (first_page - 1) * size))
                 total = progress.get("total")
                 self._frontier = Frontier(rows=rows, total=int(total) if total is not None else None)
+                gateway = int_or_none(progress.get("gateway_page_size"))
+                self._gateway_size = gateway if gateway and gateway > 0 else None
             else:
                 self._frontier = Frontier()
+                self._gateway_size = None
             self._page_cap = self.page_size
             self._page_cap_seen = False
             self._stalled_pages = 0
@@ -401,6 +413,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
         progress = self.partition_state(context)["progress"]
         progress["frontier"] = self._frontier.rows
         progress["total"] = self._frontier.total
+        if self._gateway_size:
+            progress["gateway_page_size"] = self._gateway_size
 
     # -------------------------------------------------------------------- request
 
@@ -413,21 +427,20 @@ class NuoyunUserDurationsStream(LivestreamStream):
     def prepare_request_payload(
         self, context: Context | None, next_page_token: tuple[int, int] | None
     ) -> dict[str, t.Any]:
-        """``nuoyun.body`` plus the documented query; the window is sent inclusive at both ends.
+        """``nuoyun.body`` plus the documented query, from one second before the window (``query_range``).
 
-        The document does not say whether the bounds are inclusive. Sending the window's own
-        bounds means a row updated exactly on a boundary second may come in two windows
-        (a duplicate by key) and is never lost if either end is inclusive.
+        The document does not say whether the bounds are inclusive; a row updated exactly on
+        a boundary second may then come in two windows (same key), never in none.
         """
-        assert self._window is not None
+        start, end = self.query_range()
         page, size = next_page_token or (1, self._page_size_in_use)
         body: dict[str, t.Any] = dict(self.provider_config.get("body") or {})
         body.update(
             page=page,
             page_size=size,
             sort="asc",
-            update_time_start=int(self._window.start.timestamp()),
-            update_time_end=int(self._window.end.timestamp()),
+            update_time_start=int(start.timestamp()),
+            update_time_end=int(end.timestamp()),
         )
         if context and context.get("wechat_user_space_id") is not None:
             body["wechat_user_space_id"] = int(context["wechat_user_space_id"])
@@ -462,14 +475,9 @@ class NuoyunUserDurationsStream(LivestreamStream):
         message = self.one_line(str(body.get("msg") or ""))
         if int_or_none(code) == 200:
             data = body.get("data")
-            if not isinstance(data, dict) or not isinstance(data.get("list"), list):
-                raise ProviderAPIError(
-                    self.describe(
-                        self._context,
-                        f"code 200 without data.list: {response.text[:200]}",
-                        "check nuoyun.base_url points at the Nuoyun gateway; report it with the run log",
-                    )
-                )
+            rows = data.get("list") if isinstance(data, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                raise self.malformed(response, "code 200 without a data.list of objects")
             return
         lowered = message.lower()
         if int_or_none(code) == 429 or any(word in lowered for word in RATE_LIMIT_WORDS):
@@ -509,9 +517,13 @@ class NuoyunUserDurationsStream(LivestreamStream):
         than pages advance) raise the one-line ``ProviderAPIError``; the state saved after
         the last page resumes the window.
         """
-        page, size = token
+        page, asked = token
         facts = self.page_facts(response)
+        size = self._gateway_size or asked
         offset = (page - 1) * size
+        if facts.rows > size:
+            self._learn_gateway_size(facts.rows, asked)
+            size = facts.rows
         total = facts.total
         if total is None:
             if not self._total_warned:
@@ -570,6 +582,17 @@ class NuoyunUserDurationsStream(LivestreamStream):
                 )
         return True
 
+    def _learn_gateway_size(self, rows: int, asked: int) -> None:
+        """A page with more rows than asked: the gateway pages by its own size; follow it."""
+        self._gateway_size = rows
+        self.logger.info(
+            "%s: the gateway served %d rows for page_size %d; paging by %d rows a page",
+            self.describe_partition(self._context),
+            rows,
+            asked,
+            rows,
+        )
+
     def warn_rows_end(self, total: int, offset: int, rows: int) -> None:
         """One line: the total says more rows than the gateway serves; the window ends here."""
         end = offset + rows
@@ -590,30 +613,26 @@ class NuoyunUserDurationsStream(LivestreamStream):
     def next_token(self) -> tuple[int, int]:
         """Start at or before the frontier, less the last drop (rows may leave again meanwhile)."""
         target = max(0, self._frontier.rows - self._frontier.last_drop)
+        if self._gateway_size:
+            # Pages are the gateway's own size whatever is asked: the page holding the target.
+            return target // self._gateway_size + 1, self._page_size_in_use
         return best_page(target, min(self._page_cap, self.page_size))
 
     # ---------------------------------------------------------------------- records
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Device label, RFC 3339 times, objects for empty nested values, the window end."""
         raw = row.get("device")
-        if raw is not None and not isinstance(raw, str):
+        if raw is not None and not isinstance(raw, str | dict | list):
             raw = str(raw)
             row["device"] = raw
-        row["device_label"] = device_label(raw)
-        tz = self.tz
-        try:
-            row["first_visit_time"] = local_to_rfc3339(row.get("first_visit_time"), tz)
-            row["last_visit_time"] = local_to_rfc3339(row.get("last_visit_time"), tz)
-        except ValueError as error:
-            raise ProviderAPIError(
-                self.describe(
-                    context,
-                    f"unreadable visit time in room_id={row.get('room_id')} "
-                    f"wechat_user_space_id={row.get('wechat_user_space_id')}: {error}",
-                    "report it with the run log; the state resumes at this page",
-                )
-            ) from None
+        row["device_label"] = device_label(raw) if isinstance(raw, str) else None
+        for field in ("first_visit_time", "last_visit_time"):
+            try:
+                row[field] = local_to_rfc3339(row.get(field), self.tz)
+            except (TypeError, ValueError):
+                self.bad_value(field, row.get(field), f"{field} null")
+                row[field] = None
         # PHP gateways send an empty object as []: keep the documented object type.
         if row.get("channel_info") == []:
             row["channel_info"] = {}

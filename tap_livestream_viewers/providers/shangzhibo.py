@@ -11,6 +11,11 @@ Quirks that shape this module:
   follows what the provider says it did, and no call is spent past the total.
 * "userId ... 匿名用户此处为空": anonymous viewers have no user id, and visits have no id at all,
   so the key ``visit_key`` is derived (see ``visit_key``).
+* Whether ``startedAt``/``endedAt`` are inclusive is not said: each query starts one second
+  before its window and a visit is kept by the window its ``visitAt`` falls in (see the base's
+  ``query_range``), so a visit on a boundary comes once under every reading.
+* ``visitAt`` sent as a number (not the documented text) is read as unix seconds or
+  milliseconds when it is plausibly one (2000..2100), else the row is kept with it null.
 * ``duration`` is "在线时长（单位分钟）": minutes; ``duration_seconds`` is added next to it.
 * The user-visits endpoint has no time filter, only "order: visitAt asc, visitAt desc"; it is
   read newest first and stops at the first page that reaches the bookmark.
@@ -25,11 +30,12 @@ from datetime import datetime, timedelta
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 
-from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.timeutil import (
     UTC,
+    epoch_to_datetime,
     minutes_to_seconds,
     parse_datetime,
     to_rfc3339,
@@ -65,11 +71,28 @@ def visit_key(activity_id: str, user_id: int | None, anonymous_id: str | None, v
     return digest[:24]
 
 
-def _utc_text(value: str | None) -> str | None:
-    """Shangzhibo times are UTC ISO-8601; normalise to RFC 3339 with ``+00:00``."""
-    if not value:
+def visit_time(value: t.Any) -> datetime | None:
+    """A Shangzhibo time: UTC ISO-8601 text, or a number plausibly unix seconds/milliseconds.
+
+    ``None`` when absent; ``ValueError`` when it cannot be read.
+    """
+    if value is None or value == "":
         return None
-    return to_rfc3339(parse_datetime(value, UTC).astimezone(UTC))
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value, UTC).astimezone(UTC)
+        except ValueError:
+            pass
+    moment = epoch_to_datetime(value)
+    if moment is None:
+        raise ValueError(f"not a time: {value!r}")
+    return moment
+
+
+def _utc_text(value: t.Any) -> str | None:
+    """Shangzhibo times are UTC ISO-8601; normalise to RFC 3339 with ``+00:00``."""
+    moment = visit_time(value)
+    return to_rfc3339(moment) if moment is not None else None
 
 
 def _region(record: dict) -> str | None:
@@ -158,9 +181,29 @@ class _ShangzhiboStream(LivestreamStream):
         """``Authorization: Bearer <accessToken>`` as both documents show."""
         return BearerTokenAuthenticator(token=self.provider_config["access_token"])
 
+    identity_fields = (("visitAt",), ("userId", "anonymousId"))
+    content_key_field = "visit_key"
+
     def rows_of(self, body: t.Any) -> list[dict]:
         """Rows are in ``items``."""
         return list(body.get("items") or []) if isinstance(body, dict) else []
+
+    def shape_times(self, row: dict, *fields: str) -> None:
+        """Normalise the row's times; an unreadable one is null, with a warning."""
+        for field in fields:
+            try:
+                row[field] = _utc_text(row.get(field))
+            except ValueError:
+                self.bad_value(field, row.get(field), f"{field} null")
+                row[field] = None
+
+    def shape_duration(self, row: dict) -> None:
+        """``duration_seconds`` from the minutes; unreadable minutes leave both null, with a warning."""
+        try:
+            row["duration_seconds"] = minutes_to_seconds(row.get("duration"))
+        except (TypeError, ValueError):
+            self.bad_value("duration", row.get("duration"), "duration and duration_seconds null")
+            row["duration"] = row["duration_seconds"] = None
 
     def page_facts(self, response: requests.Response) -> PageFacts:
         """``pager.total`` and the echoed ``pager.pageSize`` drive paging."""
@@ -173,16 +216,11 @@ class _ShangzhiboStream(LivestreamStream):
         )
 
     def check_provider_status(self, response: requests.Response) -> None:
-        """A 200 without ``items`` is not a page: fail rather than read it as empty."""
+        """A 200 without an ``items`` list of objects is not a page: retried, never read as empty."""
         body = self.decode(response)
-        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            raise ProviderAPIError(
-                self.describe(
-                    self._context,
-                    f"HTTP {response.status_code} without an items list: {response.text[:200]}",
-                    "check shangzhibo.base_url points at the API",
-                )
-            )
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(row, dict) for row in items):
+            raise self.malformed(response, "without an items list of objects")
 
 
 VISIT_PROPERTIES = (
@@ -237,26 +275,30 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
         return [{"activity_id": str(a)} for a in self.provider_config.get("activity_ids") or []]
 
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
-        """The window in UTC ``...Z`` form, and the page."""
-        assert self._window is not None
+        """The window (from one second early, see ``query_range``) in UTC ``...Z`` form, and the page."""
+        start, end = self.query_range()
         return {
             "page": next_page_token or 1,
             "pageSize": self._page_size_in_use,
-            "startedAt": to_utc_z(self._window.start),
-            "endedAt": to_utc_z(self._window.end),
+            "startedAt": to_utc_z(start),
+            "endedAt": to_utc_z(end),
         }
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Normalise times, add seconds and the derived key."""
         activity_id = str((context or {}).get("activity_id", ""))
         row["activity_id"] = activity_id
-        row["visitAt"] = _utc_text(row.get("visitAt"))
-        row["lastOnlineAt"] = _utc_text(row.get("lastOnlineAt"))
-        row["duration_seconds"] = minutes_to_seconds(row.get("duration"))
+        self.shape_times(row, "visitAt", "lastOnlineAt")
+        self.shape_duration(row)
         row["visit_key"] = visit_key(
             activity_id, row.get("userId"), row.get("anonymousId"), row["visitAt"] or ""
         )
         return row
+
+    def record_time(self, record: dict) -> datetime | None:
+        """The range is read as filtering on ``visitAt``."""
+        value = record.get("visitAt")
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 class ShangzhiboUserVisitsStream(_ShangzhiboStream):
@@ -353,7 +395,10 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         self._finish(context)
 
     def _in_range(self, row: dict) -> bool:
-        visit_at = parse_datetime(row["visitAt"], UTC) if row.get("visitAt") else None
+        try:
+            visit_at = visit_time(row.get("visitAt"))
+        except ValueError:
+            visit_at = None  # kept, and its shaping warns
         if visit_at is None:
             return True  # never drop a row silently; a visit without time is still a visit
         if self._high_water is None or visit_at > self._high_water:
@@ -395,16 +440,21 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
                 state["replication_key_value"] = to_rfc3339(newest.astimezone(UTC))
         self.emit_state()
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    identity_fields = (("visitAt",), ("activityId",))
+
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Normalise times (the nested activity's too), add seconds and the derived key."""
-        for field in ("visitAt", "lastOnlineAt"):
-            row[field] = _utc_text(row.get(field))
+        self.shape_times(row, "visitAt", "lastOnlineAt")
         activity = row.get("activity")
         if isinstance(activity, dict):
             for field in ("startedAt", "endedAt", "createdAt", "updatedAt", "updateAt"):
                 if field in activity:
-                    activity[field] = _utc_text(activity.get(field))
-        row["duration_seconds"] = minutes_to_seconds(row.get("duration"))
+                    try:
+                        activity[field] = _utc_text(activity.get(field))
+                    except ValueError:
+                        self.bad_value(f"activity.{field}", activity.get(field), f"activity.{field} null")
+                        activity[field] = None
+        self.shape_duration(row)
         row["agent_id"] = (context or {}).get("agent_id")
         row["user_id"] = (context or {}).get("user_id")
         row["visit_key"] = visit_key(

@@ -21,10 +21,13 @@ Quirks that shape this module (quotes from the document):
   ``derived.py``): it is written from page 1 of each window the login records read, makes no
   call and keeps no state of its own. Selected alone, the login records are read (not
   emitted) and their state advances.
-* Whether ``endtime`` is inclusive is not said. It is sent as the window end, so no second
-  is ever left out; a row that entered at or after the window end belongs to the next
-  window (which asks from that second on) and is left to it, so a boundary row arrives once.
-* ``result`` 0 is success; 4105 (no data matched) is an empty window; 4007 (room missing,
+* Whether ``starttime``/``endtime`` are inclusive is not said. Each query starts one second
+  before its window and ends at its end; a row is kept by the window its ``entertimestamp``
+  falls in (``start <= t < end``, the base's ``query_range``), so a boundary row arrives once
+  under every reading. Windows are 28 days less that second, so a query spans 28 days.
+* ``result`` 0 is success, and carries ``logininfo`` (and, on page 1, ``uptablelist``) as
+  lists: a ``result`` 0 without them is not an empty window but a malformed answer, retried
+  and then failed with the state kept; 4105 (no data matched) is an empty window; 4007 (room missing,
   invalid, deleted or expired) fails that room only; 4001/4101/4102/4109 (company or key)
   fail at once; 4004/4005/5004 (time parameters) are a bug of ours and fail naming the times
   sent; any other code fails with the code.
@@ -137,10 +140,29 @@ def entry_key(room: str, userid: t.Any, entered: t.Any, terminal: t.Any, termina
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
 
 
-def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> dict:
+def _no_problem(field: str, value: t.Any, note: str) -> None:
+    """Default for ``shape_row``'s ``bad``: ignore."""
+
+
+def _integer(out: dict, field: str, bad: t.Callable[[str, t.Any, str], None], note: str) -> int | None:
+    """An integer from a number or numeric string; anything else is ``None`` and noted."""
+    value = out.get(field)
+    number = int_or_none(value)
+    if number is None and value not in (None, ""):
+        bad(field, value, note)
+    return number
+
+
+def shape_row(
+    row: dict,
+    context: t.Mapping[str, t.Any] | None,
+    tz: t.Any,
+    bad: t.Callable[[str, t.Any, str], None] = _no_problem,
+) -> dict:
     """One ``logininfo``/``uptablelist`` row as a record: typed, labelled, keyed.
 
-    Pure (no stream state), so the document's example can be shaped in a unit test.
+    Pure (no stream state), so the document's example can be shaped in a unit test. A value
+    that cannot be read is null in the record and reported to ``bad(field, value, note)``.
     """
     out = dict(row)
     # The table's "seria" and the example's "startimestamp": read both spellings.
@@ -153,23 +175,27 @@ def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> di
             out["starttimestamp"] = misspelt
     for field in _STRING_FIELDS:
         value = out.get(field)
-        if value is not None and not isinstance(value, str):
+        if isinstance(value, int | float):  # numbers as text; other types are the schema check's
             out[field] = str(value)
     for field in _TIMESTAMP_FIELDS:
         if field in out:
-            out[field] = int_or_none(out[field])
-    out["duration_seconds"] = int_or_none(out.get("duration"))
-    out["paytime_seconds"] = int_or_none(out.get("paytime"))
-    out["terminal_label"] = TERMINAL_LABELS.get(out.get("terminal") or "")
-    out["terminal_details_label"] = TERMINAL_DETAILS_LABELS.get(out.get("terminal_details") or "")
-    out["userroleid_label"] = USERROLE_LABELS.get(out.get("userroleid") or "")
+            out[field] = _integer(out, field, bad, f"{field} null")
+    out["duration_seconds"] = _integer(out, "duration", bad, "duration as sent, duration_seconds null")
+    out["paytime_seconds"] = _integer(out, "paytime", bad, "paytime as sent, paytime_seconds null")
+    out["terminal_label"] = _label(TERMINAL_LABELS, out.get("terminal"))
+    out["terminal_details_label"] = _label(TERMINAL_DETAILS_LABELS, out.get("terminal_details"))
+    out["userroleid_label"] = _label(USERROLE_LABELS, out.get("userroleid"))
     for stamp, text in (
         ("entertimestamp", "entertime"),
         ("outtimestamp", "outtime"),
         ("starttimestamp", "starttime"),
         ("endtimestamp", "endtime"),
     ):
-        out[f"{text}_utc"] = _utc_of(out.get(stamp), out.get(text), tz)
+        try:
+            out[f"{text}_utc"] = _utc_of(out.get(stamp), out.get(text), tz)
+        except (OverflowError, OSError, ValueError):
+            bad(stamp, out.get(stamp), f"{stamp} and {text}_utc null")
+            out[stamp] = out[f"{text}_utc"] = None
     context = context or {}
     room = out.get("serial") or (
         f"thirdroomid:{context['thirdroomid']}" if "thirdroomid" in context else context.get("serial", "")
@@ -183,6 +209,11 @@ def shape_row(row: dict, context: t.Mapping[str, t.Any] | None, tz: t.Any) -> di
         str(room), out.get("userid"), entered, out.get("terminal"), out.get("terminal_details")
     )
     return out
+
+
+def _label(labels: dict[str, str], code: t.Any) -> str | None:
+    """The label of a documented code; ``None`` for another code or a value that is no code."""
+    return labels.get(code) if isinstance(code, str) else None
 
 
 def _utc_of(stamp: int | None, text: t.Any, tz: t.Any) -> str | None:
@@ -281,6 +312,8 @@ class _TalkcloudStream(LivestreamStream):
     payload_as_json = False  # the old WebAPI takes form fields
     primary_keys = ("entry_key",)
     replication_key = "entertime_utc"
+    identity_fields = (("userid",), ("entertimestamp", "entertime"))
+    content_key_field = "entry_key"
     max_window = MAX_WINDOW
     #: Viewers still in the room may be written when they leave: stay this far behind now.
     end_lag = timedelta(hours=2)
@@ -358,13 +391,13 @@ class _TalkcloudStream(LivestreamStream):
 
     def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
         """Form fields: key, the room, the window as unix seconds, the page."""
-        assert self._window is not None
+        start, end = self.query_range()
         page = int(next_page_token or 1)
         self._asked_page = page
         form: dict[str, t.Any] = {"key": self.provider_config["key"]}
         form.update(context or {})  # {"serial": ...} or {"thirdroomid": ...}
-        form["starttime"] = int(self._window.start.timestamp())
-        form["endtime"] = int(self._window.end.timestamp())
+        form["starttime"] = int(start.timestamp())
+        form["endtime"] = int(end.timestamp())
         form["page"] = page
         return form
 
@@ -383,16 +416,16 @@ class _TalkcloudStream(LivestreamStream):
                 )
             )
         code = int_or_none(body.get("result"))
-        if code in (0, NO_DATA):
-            for field in ("logininfo", "uptablelist"):
-                if body.get(field) is not None and not isinstance(body.get(field), list):
-                    raise ProviderAPIError(
-                        self.describe(
-                            context,
-                            f"result {code} but {field} is not a list: {str(body.get(field))[:200]}",
-                            "report it with the run log; the state resumes at this page",
-                        )
-                    )
+        if code == NO_DATA:
+            return
+        if code == 0:
+            # "result 0:表示成功" with "logininfo Array" (and "uptablelist Array" on page 1): a
+            # success without them is not an empty window; the bookmark must not pass it.
+            lists = ("logininfo", "uptablelist") if self._asked_page == 1 else ("logininfo",)
+            for field in lists:
+                rows = body.get(field)
+                if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                    raise self.malformed(response, f"result 0 without a {field} list of objects")
             return
         said = f" ({words})" if (words := self.provider_words(body)) else ""
         if code == ROOM_GONE:
@@ -460,42 +493,27 @@ class _TalkcloudStream(LivestreamStream):
         """Page numbers from the window's progress; see ``_RowsPaginator``."""
         return _RowsPaginator(self, self._first_page)
 
-    def rows_in_window(self, rows: list[dict], context: Context | None) -> t.Iterator[dict]:
-        """Shape rows; leave those that entered at or after the window end to the next window."""
-        assert self._window is not None
-        later = 0
-        for row in rows:
-            if not isinstance(row, dict):
-                raise ProviderAPIError(
-                    self.describe(context, f"a row is not an object: {str(row)[:200]}", "report it")
-                )
-            record = shape_row(row, context, self.tz)
-            moment = entered_at(record)
-            if moment is not None and moment >= self._window.end:
-                later += 1
-                continue
-            yield record
-        if later:
-            self.logger.info(
-                "%s: %d row(s) entered at or after %s; the next window reads them",
-                self.describe_partition(context),
-                later,
-                to_rfc3339(self._window.end),
-            )
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
+        """Typed, labelled, keyed (``shape_row``); unreadable values are noted and null."""
+        return shape_row(row, context, self.tz, self.bad_value)
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Rows are shaped in ``parse_response`` already (the window filter needs their times)."""
-        return row
+    def record_time(self, record: dict) -> datetime | None:
+        """The range is read as filtering on the entry time (``entertimestamp``)."""
+        return entered_at(record)
 
 
 def stage_users_of_page(stream: _TalkcloudStream, body: t.Any, context: Context | None) -> list[dict]:
     """Page 1's ``uptablelist`` ("第二页不返回uptablelist数据"), shaped and windowed like login rows."""
     if stream.asked_page != 1 or not isinstance(body, dict):
         return []
-    records = list(stream.rows_in_window(list(body.get("uptablelist") or []), context))
-    for record in records:
-        for key, value in (context or {}).items():
-            record.setdefault(key, value)
+    records = []
+    for row in body.get("uptablelist") or []:
+        # checked like a login row, with keys of their own: a stage user is also a login row
+        record = stream.check_row(row, context, stream.key_registry(STAGE_STREAM))
+        if record is not None:
+            for key, value in (context or {}).items():
+                record.setdefault(key, value)
+            records.append(record)
     return records
 
 
@@ -549,4 +567,4 @@ class TalkcloudLoginRecordsStream(_TalkcloudStream):
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """This page's ``logininfo`` (stage users are derived from the same page)."""
         body = self.decode(response)
-        yield from self.rows_in_window(list(body.get("logininfo") or []), self._context)
+        yield from body.get("logininfo") or []

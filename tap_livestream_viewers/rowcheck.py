@@ -1,0 +1,253 @@
+"""Checks every record passes before it leaves the tap: types, identity, key collisions.
+
+Providers send what their documents do not promise: a number as text, ``"ten"`` where an
+integer belongs, a row without its id, two different rows under one id. None of these may
+stop a nightly run for good (the provider keeps the row, so the run would die at the same
+page every night), and none may reach a target silently: a wrong type breaks a loader, an
+empty or colliding primary key makes an upserting target keep one row of many. So:
+
+* ``SchemaCoercer`` makes every value fit its schema type: a lossless conversion silently
+  (``"42"`` into an integer column), anything else null, noted as a problem of that field.
+* ``content_key`` derives a stable, distinct key from a row's own content, for rows whose
+  identity is missing or taken by another row.
+* ``KeyRegistry`` remembers 64-bit hashes of the keys seen in a window (bounded memory) to
+  tell a harmless repeat (same key, same content) from a collision (same key, other row).
+* ``ProblemLog`` counts problems per field and keeps the first few row keys, so a partition
+  logs one warning per field, not one per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+
+#: Row keys named per field in a warning; the count says how many more.
+EXAMPLES = 5
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+Kind = str  # "integer", "number", "string", "date-time", "boolean", "object", "array", "any"
+
+
+def raw_bytes(row: t.Any) -> bytes:
+    """The row as sent, as canonical JSON (keys sorted): what content keys are derived from."""
+    try:
+        return _ENCODER.encode(row)
+    except (TypeError, ValueError, OverflowError):
+        return repr(row).encode("utf-8", "replace")
+
+
+def content_digest(raw: bytes) -> str:
+    """sha1 hex of the row's canonical JSON: the same row gives the same digest in every run."""
+    return hashlib.sha1(raw).hexdigest()
+
+
+def content_key(raw: bytes, kind: Kind) -> str | int:
+    """A key derived from the row's content, in the type of the key column.
+
+    Text columns: ``content:`` and the first 24 hex digits of the sha1. Integer columns: the
+    negative of the first 15 hex digits (60 bits) plus one, which no provider id (all
+    positive) can equal and every BIGINT column holds.
+    """
+    digest = content_digest(raw)
+    if kind in ("integer", "number"):
+        return -(int(digest[:15], 16) + 1)
+    return f"content:{digest[:24]}"
+
+
+def is_empty(value: t.Any) -> bool:
+    """A key value that identifies nothing."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def has_any(record: t.Mapping[str, t.Any], fields: tuple[str, ...]) -> bool:
+    """Whether any of ``fields`` has a value in ``record`` (a loop: it runs for every record)."""
+    for name in fields:
+        value = record.get(name)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------- coercion
+
+
+def kind_of(spec: t.Mapping[str, t.Any]) -> Kind:
+    types = spec.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    types = [name for name in types if name != "null"]
+    if not types:
+        return "any"
+    if "string" in types and spec.get("format") == "date-time":
+        return "date-time"
+    return types[0] if len(types) == 1 else "any"
+
+
+_FAST: dict[Kind, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def coerce_value(value: t.Any, kind: Kind) -> tuple[t.Any, bool]:
+    """``(value fitting kind, True)`` for a lossless conversion, ``(None, False)`` otherwise.
+
+    ``""`` in a non-text column is "no value" (providers send it so): null, not a problem.
+    """
+    if kind == "any":
+        return value, True
+    if isinstance(value, str) and kind not in ("string", "date-time") and not value.strip():
+        return None, True
+    if kind == "integer":
+        if isinstance(value, float) and value.is_integer():
+            return int(value), True
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lstrip("-").isdigit():
+                return int(text), True
+        return None, False
+    if kind == "number":
+        if isinstance(value, str):
+            try:
+                return float(value), True
+            except ValueError:
+                return None, False
+        return None, False
+    if kind == "string":
+        if type(value) in (int, float):
+            return str(value), True
+        if type(value) is bool:
+            return ("true" if value else "false"), True
+        return None, False
+    if kind == "date-time":
+        if isinstance(value, str):
+            try:
+                if datetime.fromisoformat(value).tzinfo is not None:
+                    return value, True
+            except ValueError:
+                pass
+        return None, False
+    if kind == "boolean":
+        if value in (0, 1) and not isinstance(value, float):
+            return bool(value), True
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
+            return value.strip().lower() in ("true", "1"), True
+        return None, False
+    if kind == "object":
+        return ({}, True) if value == [] else (None, False)
+    if kind == "array":
+        return None, False
+    return value, True
+
+
+#: One property: (name, types that need no conversion, kind, nested properties); a plain
+#: tuple, since the loop below runs for every value of every record.
+_Prop = tuple[str, tuple[type, ...], Kind, tuple]
+
+
+def _compile(properties: t.Mapping[str, t.Any]) -> tuple[_Prop, ...]:
+    props = []
+    for name, spec in properties.items():
+        kind = kind_of(spec)
+        children = _compile(spec.get("properties") or {}) if kind == "object" else ()
+        props.append((name, _FAST.get(kind, ()), kind, children))
+    return tuple(props)
+
+
+class SchemaCoercer:
+    """Make a record's values fit the stream's schema; report what had to be nulled."""
+
+    def __init__(self, schema: t.Mapping[str, t.Any]) -> None:
+        self._props = _compile(schema.get("properties") or {})
+
+    def coerce(self, record: dict, bad: t.Callable[[str, t.Any], None]) -> None:
+        """Fix ``record`` in place; ``bad(field, raw)`` for every value set to null."""
+        _coerce(record, self._props, bad, "")
+
+
+def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:
+    get = record.get
+    for name, fast, kind, children in props:
+        value = get(name)
+        if value is None:
+            continue
+        if type(value) in fast:  # the common case: already the right type (bool is not int)
+            if children:
+                _coerce(value, children, bad, f"{prefix}{name}.")
+            continue
+        fixed, ok = coerce_value(value, kind)
+        if fixed is not value:
+            record[name] = fixed
+        if not ok:
+            bad(f"{prefix}{name}", value)
+
+
+# ------------------------------------------------------------------- identities
+
+
+class KeyRegistry:
+    """Keys seen in the current window: 64-bit hash of the key -> 64-bit hash of the row."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def collides(self, key: tuple, raw: bytes) -> bool:
+        """Whether another row (other content) already came under ``key`` in this window.
+
+        The same row again (paging overlap, a re-read after rows moved) is not a collision.
+        """
+        key_hash = hash(key)
+        row_hash = hash(raw)
+        seen = self._seen.get(key_hash)
+        if seen is None:
+            self._seen[key_hash] = row_hash
+            return False
+        return seen != row_hash
+
+
+@dataclass
+class Tally:
+    """Problems of one kind with one field in one partition."""
+
+    count: int = 0
+    keys: list[str] = field(default_factory=list)
+    first_value: t.Any = None
+    note: str = ""
+
+    def add(self, key: str, value: t.Any, note: str) -> None:
+        if self.count == 0:
+            self.first_value = value
+            self.note = note
+        self.count += 1
+        if len(self.keys) < EXAMPLES:
+            self.keys.append(key)
+
+    def examples(self) -> str:
+        more = f" and {self.count - len(self.keys)} more" if self.count > len(self.keys) else ""
+        return ", ".join(self.keys) + more
+
+
+class ProblemLog:
+    """Problems per (kind, field), collected over a partition and logged once at its end."""
+
+    def __init__(self) -> None:
+        self._tallies: dict[tuple[str, str], Tally] = {}
+
+    def add(self, kind: str, field_name: str, key: str, value: t.Any = None, note: str = "") -> None:
+        self._tallies.setdefault((kind, field_name), Tally()).add(key, value, note)
+
+    def drain(self) -> list[tuple[str, str, Tally]]:
+        """Every tally, oldest first, and forget them."""
+        items = [(kind, name, tally) for (kind, name), tally in self._tallies.items()]
+        self._tallies.clear()
+        return items
