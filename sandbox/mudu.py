@@ -1,6 +1,6 @@
 """Mudu (目睹) emulation: a channel's viewer records, 10 calls a day per access token.
 
-Follows ``shared/seeds/000_99c6205c4c3acc35.txt``: ``POST /v2/activities/{频道id}/userRecords``
+Follows Mudu's API page 获取观众观看流水 (v2): ``POST /v2/activities/{频道id}/userRecords``
 with ``Authorization:Bearer {ACCESS TOKEN}`` and a JSON body ``start_time``/``end_time``
 (``YYYY-MM-DD HH:MM:SS``, China time), ``perPage`` (default 20, max 100), ``p`` (default 1),
 ``filter_watch_time`` (default 1); the answer is a bare JSON array; "本接口每日调用上限为10次，
@@ -8,7 +8,7 @@ with ``Authorization:Bearer {ACCESS TOKEN}`` and a JSON body ``start_time``/``en
 
 The routes sit under ``/api`` (``/api/v2/activities/...``), as the tap's default base URL
 ``https://mudu.tv/api`` does. Choices where the document is silent (the tap must cope with
-each of them; ``docs/mudu.md`` lists them too):
+each of them; the README's provider notes list them too):
 
 * **Quota**: ``daily_quota`` calls per access token per sandbox-local (China) day, reset at
   00:00 of the sandbox clock (``Sandbox.advance_clock(days=1)`` moves to the next day). Every

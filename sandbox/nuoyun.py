@@ -1,6 +1,6 @@
 """Nuoyun (诺云) emulation: ``POST /Api/RoomRounds/getAccountUserDurationList/2.0.0``.
 
-Follows ``shared/seeds/002_3b0e428157f76222.txt``: a JSON body with ``page``, ``page_size``,
+Follows Nuoyun's API page 获取所有用户观看数据: a JSON body with ``page``, ``page_size``,
 ``sort``, ``update_time_start``/``update_time_end`` (unix seconds) and an optional
 ``wechat_user_space_id``; answers ``{code, msg, data: {total, list}}`` with code 200 on
 success, 400 on failure. Where the document is silent, this emulation decides (and the tap

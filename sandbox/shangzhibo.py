@@ -1,6 +1,6 @@
 """Shangzhibo (上直播) emulation: activity visits and per-user visits.
 
-Follows ``shared/seeds/001_10fc202faefc1971.txt`` and ``003_55e458d4936596f6.txt``:
+Follows Shangzhibo's API pages 获取指定活动的用户观看明细 and 获取指定用户的访问明细:
 Bearer auth, ``page``/``pageSize``, ``startedAt``/``endedAt`` in UTC ISO-8601 with at most
 7 days between them, ``{pager:{page,pageSize,total}, items}``, ``duration`` in minutes,
 anonymous viewers with ``userId`` null. Undocumented but realistic: activity visits cap

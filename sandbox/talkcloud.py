@@ -1,6 +1,6 @@
 """Talk-cloud (拓课云) emulation: ``POST /WebAPI/getLiveLogininfo``.
 
-Follows ``shared/seeds/004_00f391d45ca40506.txt`` and the issue's code table:
+Follows Talk-cloud's WebAPI page 大班课房间观看用户进出记录列表 and the issue's code table:
 
 * form fields ``key``, ``serial`` or ``thirdroomid``, ``starttime``/``endtime`` (unix seconds),
   ``page``; the documented defaults when times are left out (24 hours; one month after a

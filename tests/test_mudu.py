@@ -1,6 +1,6 @@
 """Mudu (目睹) user records: the real tap CLI against the sandbox's Mudu endpoint.
 
-The contract is ``shared/seeds/000_99c6205c4c3acc35.txt`` and issue 3: at most 10 calls a day
+The contract is Mudu's API page 获取观众观看流水 (v2) and issue 3: at most 10 calls a day
 per access token ("本接口每日调用上限为10次，次日0点重置"), 100 rows a call, a bare JSON array
 whose short page is the last one.
 

@@ -1,6 +1,6 @@
 """Mudu (目睹): viewer watch records of a channel, under a budget of 10 calls a day.
 
-Document: ``shared/seeds/000_99c6205c4c3acc35.txt`` (``POST /v2/activities/{频道id}/userRecords``).
+Document: Mudu's public API page 获取观众观看流水 (v2, ``POST /v2/activities/{频道id}/userRecords``).
 
 Facts of the document that shape this module:
 

@@ -1,6 +1,6 @@
 """Nuoyun (诺云): every viewer's accumulated watch time per room, by the row's update time.
 
-Document: ``shared/seeds/002_3b0e428157f76222.txt`` (获取所有用户观看数据,
+Document: Nuoyun's public API page 获取所有用户观看数据 (
 ``POST /Api/RoomRounds/getAccountUserDurationList/2.0.0``).
 
 Quirks that shape this module:

@@ -1,7 +1,7 @@
 """Shangzhibo (上直播): per-activity viewer visits and per-user visit history.
 
-Documents: ``shared/seeds/001_10fc202faefc1971.txt`` (activity visits) and
-``shared/seeds/003_55e458d4936596f6.txt`` (one user's visits).
+Documents: Shangzhibo's public API pages 获取指定活动的用户观看明细 (activity visits) and
+获取指定用户的访问明细 (one user's visits).
 
 Quirks that shape this module:
 

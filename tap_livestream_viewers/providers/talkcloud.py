@@ -1,6 +1,6 @@
 """Talk-cloud (拓课云): who entered and left a large-class room, and who went on stage.
 
-Document: ``shared/seeds/004_00f391d45ca40506.txt`` (``POST /WebAPI/getLiveLogininfo``).
+Document: Talk-cloud's public WebAPI page 大班课房间观看用户进出记录列表 (``POST /WebAPI/getLiveLogininfo``).
 
 Quirks that shape this module (quotes from the document):
 
