@@ -57,7 +57,10 @@ SETTINGS = th.PropertiesList(
         "request_timeout",
         th.IntegerType(minimum=1),
         default=60,
-        description="Seconds before an HTTP request times out (and is retried).",
+        description=(
+            "Seconds one attempt may take, the whole answer included (redirects too); a slower "
+            "answer is cut off and retried like a timeout."
+        ),
     ),
     th.Property(
         "max_retries",
@@ -75,7 +78,10 @@ SETTINGS = th.PropertiesList(
         "backoff_max_seconds",
         SECONDS,
         default=60.0,
-        description="Longest wait between two retries.",
+        description=(
+            "Longest wait between two retries, jitter included; only a Retry-After within "
+            "max_wait_seconds waits longer."
+        ),
     ),
     th.Property(
         "metrics_log_level",
