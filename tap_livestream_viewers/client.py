@@ -193,8 +193,6 @@ class LivestreamStream(RESTStream[int]):
         self._problems: dict[str, ProblemLog] = {}
         self._row_problems: list[tuple[str, t.Any, str]] = []
         self._left_to_neighbours = 0
-        #: Whether the last answer carried a configured secret (its records are then masked).
-        self._page_holds_secret = False
         self._secret_in_records_warned = False
         self._secrets  # noqa: B018 - masks log lines from the start
 
@@ -523,7 +521,7 @@ class LivestreamStream(RESTStream[int]):
         if len(projected) != len(record):
             self._warn_unknown_fields(record)
         self.progress.counts.rows += 1
-        if self._page_holds_secret:
+        if getattr(self._tap, "_answer_holds_secret", False):
             projected = self._masked_record(projected)
         yield from super()._generate_record_messages(projected)
 
@@ -814,7 +812,9 @@ class LivestreamStream(RESTStream[int]):
         self._write_request_duration_log(
             endpoint=self.path, response=response, context=context, extra_tags=None
         )
-        self._page_holds_secret = self._holds_secret(response.content)
+        # On the tap, not the stream: a page's rows may be written through another stream
+        # (Talk-cloud's stage users come with the login-records answer).
+        self._tap._answer_holds_secret = self._holds_secret(response.content)  # type: ignore[attr-defined]
         try:
             self.validate_response(response)
         except RetriableAPIError as error:
