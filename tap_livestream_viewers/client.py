@@ -1034,8 +1034,7 @@ class LivestreamStream(RESTStream[int]):
     def _secrets(self) -> list[str]:
         """Every secret of the config and its secret parts, longest first (see ``redaction``)."""
         schema = getattr(self._tap, "config_jsonschema", None) or {}
-        values = secret_values(self.config, schema)
-        secrets = redaction.ordered(form for value in values for form in redaction.secret_forms(value))
+        secrets = redaction.ordered(secret_values(self.config, schema))
         redaction.register(secrets)  # log lines too, whoever writes them
         return secrets
 
@@ -1051,14 +1050,16 @@ DEFAULT_MAX_WAIT_S = 300.0
 
 
 def secret_values(config: t.Any, schema: t.Mapping[str, t.Any]) -> t.Iterator[str]:
-    """Every value the settings schema marks ``secret`` (all leaves of a secret object)."""
+    """Every value the settings schema marks ``secret`` (all leaves of a secret object), with its
+    secret parts (``redaction.secret_forms``: the token of ``Bearer <token>``, ...)."""
     if not isinstance(config, Mapping):  # the SDK hands the config over as a read-only mapping
         return
     properties = schema.get("properties") or {}
     for name, value in config.items():
         prop = properties.get(name) or {}
         if prop.get("secret"):
-            yield from _leaves(value)
+            for leaf in _leaves(value):
+                yield from redaction.secret_forms(leaf)
         elif isinstance(value, Mapping):
             yield from secret_values(value, prop)
 
