@@ -208,21 +208,29 @@ class Outcome:
         return sum(self.empty_keys.values()) + sum(self.collisions.values())
 
 
-def next_day(state: dict) -> dict:
-    """A day passes for the tap: any call-budget ledger entry becomes yesterday's."""
+def _a_day_earlier(node: t.Any) -> None:
+    """Every ``{"day", "calls"}`` ledger entry under ``node`` dated one day earlier, in place."""
+    if isinstance(node, dict):
+        if set(node) == {"day", "calls"}:
+            node["day"] = (date.fromisoformat(node["day"]) - timedelta(days=1)).isoformat()
+        for value in node.values():
+            _a_day_earlier(value)
+    elif isinstance(node, list):
+        for value in node:
+            _a_day_earlier(value)
+
+
+def next_day(state: dict | None, local_ledger: Path) -> dict | None:
+    """A day passes for the tap: the call counts in the state and in the machine-local ledger
+    (``$XDG_STATE_HOME``) become yesterday's."""
+    if local_ledger.exists():
+        entries = json.loads(local_ledger.read_text())
+        _a_day_earlier(entries)
+        local_ledger.write_text(json.dumps(entries))
+    if state is None:
+        return None
     aged = copy.deepcopy(state)
-
-    def walk(node: t.Any) -> None:
-        if isinstance(node, dict):
-            if set(node) == {"day", "calls"}:
-                node["day"] = (date.fromisoformat(node["day"]) - timedelta(days=1)).isoformat()
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(aged)
+    _a_day_earlier(aged)
     return aged
 
 
@@ -242,15 +250,18 @@ def trial(rule: hostile.Rule, provider: str, workdir: Path) -> Outcome:
         setup = SETUPS[provider](box)
         config = {**FAST, **setup.config}
         rules = hostile.install(box, rule, elsewhere=elsewhere.base_url)
-        first = run_tap(workdir / "first", config, timeout=180)
+        # each trial its own machine-local call ledger, as on a fresh machine
+        env = {"XDG_STATE_HOME": str(workdir / "xdg-state")}
+        local_ledger = workdir / "xdg-state" / "tap-livestream-viewers" / "call-ledger.json"
+        first = run_tap(workdir / "first", config, timeout=180, env=env)
         answered = rules.answered if rules else 0
         hostile.install(box, None)
         runs = [first]
         if _missing(setup, [first]):
             if provider in CLOCKS:
                 box.advance_clock(days=1)
-            state = next_day(first.last_state) if first.last_state is not None else None
-            runs.append(run_tap(workdir / "rerun", config, state=state, timeout=180))
+            state = next_day(first.last_state, local_ledger)
+            runs.append(run_tap(workdir / "rerun", config, state=state, timeout=180, env=env))
         outcome = Outcome(rule, provider, runs, answered=answered)
         measure(outcome, setup, elsewhere, box)
         return outcome
