@@ -544,7 +544,7 @@ class LivestreamStream(RESTStream[int]):
 
         A gateway that echoes a credential inside a row must not put it in a warehouse.
         """
-        masked = _mask_values(record, self.redact)
+        masked = redaction.mask_values(record, self._secrets)
         if masked != record and not self._secret_in_records_warned:
             self._secret_in_records_warned = True
             self.logger.warning(
@@ -1073,16 +1073,6 @@ def _leaves(value: t.Any) -> t.Iterator[str]:
             yield from _leaves(item)
     elif value is not None and len(str(value)) >= MIN_SECRET_LENGTH:
         yield str(value)
-
-
-def _mask_values(value: t.Any, redact: t.Callable[[str], str]) -> t.Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _mask_values(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask_values(item, redact) for item in value]
-    return value
 
 
 def int_or_none(value: t.Any) -> int | None:

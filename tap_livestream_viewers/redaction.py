@@ -78,6 +78,21 @@ def mask(text: str, secrets: t.Sequence[str]) -> str:
     return text
 
 
+def mask_values(value: t.Any, secrets: t.Sequence[str] | None = None) -> t.Any:
+    """``value`` (a record: dicts, lists, text) with every secret in its text masked.
+
+    ``secrets`` defaults to those ``register`` was given (every stream's config secrets).
+    """
+    secrets = _registered if secrets is None else secrets
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, dict):
+        return {key: mask_values(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_values(item, secrets) for item in value]
+    return value
+
+
 def ordered(secrets: t.Iterable[str]) -> list[str]:
     """Secrets longest first, so a secret is masked before any part of it."""
     return sorted(set(secrets), key=len, reverse=True)
