@@ -108,6 +108,7 @@ class Exchange:
     provider: str
     sandbox: Sandbox
     elsewhere: str | None
+    hostile: Hostile | None = None
 
     def real(self, request: Request | None = None) -> Response:
         """The answer the emulated provider gives (to ``request``, by default this one)."""
@@ -159,6 +160,8 @@ class Hostile:
         self.elsewhere = elsewhere
         self.calls: dict[str, int] = {}
         self.answered = 0
+        #: Rows whose identity fields an answer removed (the tests account for them).
+        self.damaged = 0
         self._lock = threading.Lock()
 
     def answer(self, sandbox: Sandbox, request: Request) -> tuple[str, Response] | None:
@@ -171,7 +174,7 @@ class Hostile:
         if not self.rule.calls(number):
             return None
         self.answered += 1
-        exchange = Exchange(request, provider, sandbox, self.elsewhere)
+        exchange = Exchange(request, provider, sandbox, self.elsewhere, self)
         return f"hostile:{self.rule.name}", self.rule.answer(exchange)
 
 
@@ -427,4 +430,145 @@ RULES: list[Rule] = [
     Rule("5xx on every call", status(503), calls=every, expect=stops(r"gave up after \d+ attempts")),
     Rule("connection reset twice", reset, calls=first(2), expect=OK),
     Rule("connection closed mid-body", cut_body, expect=OK),
+]
+
+
+# ------------------------------------------------- provider-answer classes (issue 8 items 1-3, 8, 9)
+
+#: The fields that identify a row of each provider (its key, or what its derived key is made of).
+IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
+    "mudu": ("record_id",),
+    "shangzhibo": ("visitAt", "userId", "anonymousId"),
+    "nuoyun": ("room_id",),
+    "talkcloud": ("userid", "entertimestamp"),
+}
+#: Where a request says its page size: (``query`` or ``body``, name).
+PAGE_SIZES = {
+    "mudu": ("body", "perPage"),
+    "shangzhibo": ("query", "pageSize"),
+    "nuoyun": ("body", "page_size"),
+}
+#: A value with a derived field next to it, made unreadable: (field, value).
+MALFORMED = {
+    "mudu": ("online_time", "ten"),
+    "shangzhibo": ("duration", "ten"),
+    "nuoyun": ("first_visit_time", "yesterday"),
+    "talkcloud": ("duration", "ten"),
+}
+
+
+def _asked(request: Request, where: str, name: str, change: Callable[[t.Any], t.Any]) -> Request:
+    """``request`` with one query or JSON-body parameter changed (what the provider then serves)."""
+    if where == "query":
+        return replace(request, query={**request.query, name: str(change(request.query.get(name)))})
+    body = dict(request.json())
+    body[name] = change(body.get(name))
+    return replace(request, raw_body=json.dumps(body).encode())
+
+
+def larger_pages(exchange: Exchange) -> Response:
+    """Pages of twice the rows asked for (the total stays right), as a gateway with its own size."""
+    where, name = PAGE_SIZES[exchange.provider]
+    return exchange.real(_asked(exchange.request, where, name, lambda size: int(size) * 2))
+
+
+def inclusive_end(exchange: Exchange) -> Response:
+    """A range whose end is inclusive: Shangzhibo also serves visits at exactly ``endedAt``.
+
+    The other emulations already include both ends (``BETWEEN``).
+    """
+    real = exchange.real()
+    query = exchange.request.query
+    if exchange.provider != "shangzhibo" or real.status != 200 or "endedAt" not in query:
+        return real
+    data = exchange.sandbox.providers["shangzhibo"]
+    started, ended = (
+        datetime.fromisoformat(query[k].replace("Z", "+00:00")) for k in ("startedAt", "endedAt")
+    )
+    rows = data.visits_between(exchange.request.params["id"], started, ended + timedelta(milliseconds=1))
+    pager = dict(real.body["pager"])
+    page, size = int(pager["page"]), int(pager["pageSize"])
+    items = rows[(page - 1) * size : page * size]
+    return Response(200, {"pager": {**pager, "total": len(rows)}, "items": items}, rows=len(items))
+
+
+def without_identity(count: int) -> Answer:
+    """The real page with the identity fields taken out of its first ``count`` rows."""
+
+    def answer(exchange: Exchange) -> Response:
+        def change(rows: list) -> list:
+            rows = list(rows or [])
+            for index in range(min(count, len(rows))):
+                rows[index] = {
+                    k: v for k, v in rows[index].items() if k not in IDENTITY_FIELDS[exchange.provider]
+                }
+                if exchange.hostile is not None:
+                    exchange.hostile.damaged += 1
+            return rows
+
+        return rows_become(change)(exchange)
+
+    return answer
+
+
+def malformed_value(exchange: Exchange) -> Response:
+    """The real page with one row's value unreadable (``duration: "ten"``)."""
+    name, value = MALFORMED[exchange.provider]
+    return rows_become(lambda rows: [{**rows[0], name: value}, *rows[1:]] if rows else rows)(exchange)
+
+
+def numeric_visit_at(exchange: Exchange) -> Response:
+    """Shangzhibo: one row's ``visitAt`` as unix milliseconds instead of ISO-8601 text."""
+
+    def change(rows: list) -> list:
+        if not rows:
+            return rows
+        moment = datetime.fromisoformat(rows[0]["visitAt"].replace("Z", "+00:00"))
+        if exchange.hostile is not None:
+            exchange.hostile.damaged += 1
+        return [{**rows[0], "visitAt": int(moment.timestamp() * 1000)}, *rows[1:]]
+
+    return rows_become(change)(exchange)
+
+
+def talkcloud_result_0(logininfo: str) -> Answer:
+    """Talk-cloud ``result: 0`` with ``logininfo`` ``null`` or ``absent``."""
+
+    def change(body: t.Any, exchange: Exchange) -> t.Any:
+        if not isinstance(body, dict) or body.get("result") != 0:
+            return body
+        body = dict(body)
+        if logininfo == "absent":
+            body.pop("logininfo", None)
+        else:
+            body["logininfo"] = None
+        return body
+
+    return edit(change)
+
+
+RULES += [
+    Rule("Talk-cloud result 0 with logininfo null", talkcloud_result_0("null"), providers=("talkcloud",)),
+    Rule("Talk-cloud result 0 without logininfo", talkcloud_result_0("absent"), providers=("talkcloud",)),
+    Rule("pages larger than asked", larger_pages, calls=every, providers=tuple(PAGE_SIZES)),
+    Rule(
+        "window ends inclusive",
+        inclusive_end,
+        calls=every,
+        providers=("shangzhibo", "talkcloud"),
+        expect=Expect(exit_zero=True, complete=True, once=True),
+    ),
+    Rule("rows without their identity fields", without_identity(2), damages_identity=True),
+    Rule(
+        "one malformed value",
+        malformed_value,
+        expect={p: Expect(True, complete=True, says=f"WARNING.*{MALFORMED[p][0]}") for p in PROVIDERS},
+    ),
+    Rule(
+        "numeric visitAt",
+        numeric_visit_at,
+        providers=("shangzhibo",),
+        expect=Expect(exit_zero=True, complete=True),
+        damages_identity=True,
+    ),
 ]

@@ -88,7 +88,7 @@ def mudu(box: Sandbox) -> Setup:
     return Setup(
         config,
         {"mudu_user_records": rows},
-        {"mudu_user_records": lambda r: (r["channel_id"], r["record_id"])},
+        {"mudu_user_records": lambda r: (r.get("channel_id"), r.get("record_id"))},
     )
 
 
@@ -100,6 +100,11 @@ def shangzhibo(box: Sandbox) -> Setup:
         period_start=datetime(2026, 9, 1, tzinfo=UTC),
         period_end=datetime(2026, 9, 11, tzinfo=UTC),
     )
+    # a visit exactly on the boundary of the first two 7-day windows (inclusive-end rule)
+    boundary = dict(
+        data.visits["10024069"][0], userId=4242424, anonymousId="", visitAt="2026-09-08T00:00:00.000Z"
+    )
+    data.visits["10024069"] = sorted([*data.visits["10024069"], boundary], key=lambda row: row["visitAt"])
     shangzhibo_sandbox.register(box, data)
     config = {
         "start_date": "2026-09-01T00:00:00Z",
@@ -116,7 +121,7 @@ def shangzhibo(box: Sandbox) -> Setup:
         {"shangzhibo_activity_visits": rows},
         {
             "shangzhibo_activity_visits": lambda r: (
-                r["activity_id"],
+                r.get("activity_id"),
                 r.get("userId"),
                 r.get("anonymousId") or "",
                 _instant(r["visitAt"]) if r.get("visitAt") else None,
@@ -139,7 +144,9 @@ def nuoyun(box: Sandbox) -> Setup:
     }
     stream = "nuoyun_user_durations"
     return Setup(
-        config, {stream: set(data.keys)}, {stream: lambda r: (r["room_id"], r["wechat_user_space_id"])}
+        config,
+        {stream: set(data.keys)},
+        {stream: lambda r: (r.get("room_id"), r.get("wechat_user_space_id"))},
     )
 
 
@@ -151,6 +158,8 @@ def talkcloud(box: Sandbox) -> Setup:
         ),
     )
     assert data.period_start is not None and data.period_end is not None
+    # an entry exactly at the end of the first 28-day window (inclusive-end rule)
+    data.add_entry("864152130", data.period_start + timedelta(days=27))
     config = {
         "start_date": (data.period_start - timedelta(days=1)).isoformat(),
         "end_date": (data.period_end + timedelta(minutes=30)).isoformat(),
@@ -198,6 +207,7 @@ class Outcome:
     duplicates_first_run: int = 0
     foreign_requests: int = 0
     answered: int = 0
+    damaged: int = 0  # rows whose identity fields the rule took out
 
     @property
     def first(self) -> TapRun:
@@ -255,6 +265,7 @@ def trial(rule: hostile.Rule, provider: str, workdir: Path) -> Outcome:
         local_ledger = workdir / "xdg-state" / "tap-livestream-viewers" / "call-ledger.json"
         first = run_tap(workdir / "first", config, timeout=180, env=env)
         answered = rules.answered if rules else 0
+        damaged = rules.damaged if rules else 0
         hostile.install(box, None)
         runs = [first]
         if _missing(setup, [first]):
@@ -262,7 +273,7 @@ def trial(rule: hostile.Rule, provider: str, workdir: Path) -> Outcome:
                 box.advance_clock(days=1)
             state = next_day(first.last_state, local_ledger)
             runs.append(run_tap(workdir / "rerun", config, state=state, timeout=180, env=env))
-        outcome = Outcome(rule, provider, runs, answered=answered)
+        outcome = Outcome(rule, provider, runs, answered=answered, damaged=damaged)
         measure(outcome, setup, elsewhere, box)
         return outcome
     finally:
@@ -315,6 +326,32 @@ def measure(outcome: Outcome, setup: Setup, elsewhere: Sandbox, box: Sandbox) ->
         outcome.collisions[stream] = sum(len(ids) - 1 for ids in by_key.values() if len(ids) > 1)
         first_ids = [identity(r) for r in runs[0].records(stream)]
         outcome.duplicates_first_run += len(first_ids) - len(set(first_ids))
+    if outcome.damaged:
+        account_for_damaged_rows(outcome, setup)
+
+
+def account_for_damaged_rows(outcome: Outcome, setup: Setup) -> None:
+    """Rows stripped of their identity cannot be matched by key: each must still be accounted for.
+
+    Either the tap keeps them under distinct keys (they arrive as rows the provider's own data
+    does not name), or a warning names the missing field (then they may be left out, and their
+    empty or shared keys are said). Anything else is a row lost or a silent key collision.
+    """
+    fields = hostile.IDENTITY_FIELDS[outcome.provider]
+    announced = any(
+        "WARNING" in line and any(name in line for name in fields)
+        for run in outcome.runs
+        for line in run.stderr.splitlines()
+    )
+    for stream, lost in list(outcome.rows_lost.items()):
+        identity = setup.identity[stream]
+        extra = {identity(r) for run in outcome.runs for r in run.records(stream)} - setup.expected[stream]
+        covered = min(lost, outcome.damaged if announced else len(extra))
+        outcome.rows_lost[stream] = lost - covered
+    outcome.rows_lost = {stream: count for stream, count in outcome.rows_lost.items() if count}
+    if announced:
+        outcome.empty_keys = dict.fromkeys(outcome.empty_keys, 0)
+        outcome.collisions = dict.fromkeys(outcome.collisions, 0)
 
 
 # ------------------------------------------------------------------------ tests
