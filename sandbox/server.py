@@ -7,7 +7,9 @@ sandbox adds what tests need around them:
 * a log of every call (method, path, query, body, status), to count calls and check ranges;
 * injected faults (HTTP status with optional ``Retry-After``, connection reset, delay,
   garbage body), each for a number of matching calls;
-* global latency, and a clock that tests can move (Mudu's daily quota resets at midnight).
+* global latency, and a clock that tests can move (Mudu's daily quota resets at midnight);
+* a hostile mode (``sandbox/hostile.py``): rules that answer chosen calls the way a
+  misbehaving gateway does (redirects, long ``Retry-After``, a dripping body, HTML, ...).
 
 Control endpoints under ``/_sandbox/`` expose the same to a sandbox run as its own process
 (the demo and the benchmarks): ``GET calls``, ``POST reset``, ``POST faults``, ``POST clock``.
@@ -39,6 +41,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     raw_body: bytes
+    target: str = ""  # the request line's target: path and query as sent
 
     def json(self) -> t.Any:
         """The body as JSON (``{}`` when empty); ``ValueError`` if it is not JSON."""
@@ -66,6 +69,12 @@ class Response:
     body: t.Any = None
     headers: dict[str, str] = field(default_factory=dict)
     rows: int | None = None  # rows on this page, recorded in the call log for assertions
+    #: Misbehaviour on the wire: close without answering; send the body a byte every
+    #: ``drip_s`` seconds; send only ``cut_after`` bytes of the body, then close.
+    reset: bool = False
+    drip_s: float = 0.0
+    cut_after: int | None = None
+    content_type: str = "application/json; charset=utf-8"
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -85,6 +94,7 @@ class Call:
     at: float
     fault: str | None = None
     rows: int | None = None
+    host: str = ""  # the Host header: which name the client thought it was talking to
 
     def json(self) -> t.Any:
         return json.loads(self.body) if self.body else {}
@@ -103,6 +113,7 @@ class Call:
             "at": self.at,
             "fault": self.fault,
             "rows": self.rows,
+            "host": self.host,
         }
 
 
@@ -142,6 +153,8 @@ class Sandbox:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.providers: dict[str, t.Any] = {}
+        #: Hostile rules (``sandbox.hostile.Hostile``): consulted before faults and routes.
+        self.hostile: t.Any = None
 
     # --------------------------------------------------------------------- clock
 
@@ -275,15 +288,26 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 query=query,
                 headers={key.lower(): value for key, value in self.headers.items()},
                 raw_body=raw,
+                target=self.path,
             )
+            host = request.headers.get("host", "")
             if sandbox.latency_s:
                 time.sleep(sandbox.latency_s)
             control = parts.path.startswith("/_sandbox/")
+            hostile = None if control or sandbox.hostile is None else sandbox.hostile.answer(sandbox, request)
+            if hostile is not None:
+                rule, response = hostile
+                sandbox.record(
+                    Call(self.command, parts.path, query, raw, response.status, time.time(), rule, None, host)
+                )
+                self._send(response)
+                return
             fault = None if control else sandbox._take_fault(parts.path)
             if fault and fault.kind == "reset":
-                sandbox.record(Call(self.command, parts.path, query, raw, 0, time.time(), "reset"))
-                self.connection.shutdown(socket.SHUT_RDWR)
-                self.close_connection = True
+                sandbox.record(
+                    Call(self.command, parts.path, query, raw, 0, time.time(), "reset", None, host)
+                )
+                self._reset()
                 return
             if fault and fault.kind == "delay":
                 time.sleep(fault.delay_s)
@@ -311,16 +335,42 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                         time.time(),
                         fault.kind if fault else None,
                         response.rows,
+                        host,
                     )
                 )
+            self._send(response)
+
+        def _reset(self) -> None:
+            """Close the connection without (finishing) an answer, as a dropped link does."""
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+        def _send(self, response: Response) -> None:
+            if response.reset:
+                self._reset()
+                return
             payload = response.encoded()
             self.send_response(response.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for key, value in response.headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(payload)
+            try:
+                if response.cut_after is not None:
+                    self.wfile.write(payload[: response.cut_after])
+                    self._reset()
+                elif response.drip_s:
+                    self.wfile.flush()
+                    for index in range(len(payload)):
+                        self.wfile.write(payload[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(response.drip_s)
+                else:
+                    self.wfile.write(payload)
+            except OSError:  # the client gave up (a deadline, a timeout): nothing to answer
+                self.close_connection = True
 
         do_GET = _handle
         do_POST = _handle

@@ -30,8 +30,8 @@ What lives here is what all four providers share:
 
 from __future__ import annotations
 
+import json
 import logging
-import random
 import typing as t
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -47,7 +47,7 @@ from singer_sdk.pagination import PageNumberPaginator
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
-from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers import redaction, tolerant_json, transport
 from tap_livestream_viewers.derived import Derive, DerivedFeed
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
@@ -95,6 +95,10 @@ MALFORMED_ACTION = (
     "the provider answered success without its row list; nothing was skipped: run again later, "
     "the state resumes at this page; if it keeps happening, report this line to the provider"
 )
+
+
+class WaitTooLong(PartitionFailed):
+    """The provider asks to wait longer than ``max_wait_seconds``: stop this partition for now."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ class LivestreamStream(RESTStream[int]):
         self._problems: dict[str, ProblemLog] = {}
         self._row_problems: list[tuple[str, t.Any, str]] = []
         self._left_to_neighbours = 0
+        self._secret_in_records_warned = False
+        self._secrets  # noqa: B018 - masks log lines from the start
 
     @property
     def calls_made(self) -> int:
@@ -515,7 +521,38 @@ class LivestreamStream(RESTStream[int]):
         if len(projected) != len(record):
             self._warn_unknown_fields(record)
         self.progress.counts.rows += 1
+        if getattr(self._tap, "_answer_holds_secret", False):
+            projected = self._masked_record(projected)
         yield from super()._generate_record_messages(projected)
+
+    def _holds_secret(self, content: bytes) -> bool:
+        """Whether an answer's bytes contain a configured secret (one scan per page, not per value)."""
+        return any(form in content for form in self._secret_bytes)
+
+    @cached_property
+    def _secret_bytes(self) -> tuple[bytes, ...]:
+        """Each secret as UTF-8 and as JSON escapes it (``\\u`` for non-ASCII, ``\\/``)."""
+        forms: set[bytes] = set()
+        for secret in self._secrets:
+            forms.add(secret.encode("utf-8"))
+            forms.add(json.dumps(secret)[1:-1].encode("ascii"))
+            forms.add(json.dumps(secret)[1:-1].replace("/", "\\/").encode("ascii"))
+        return tuple(forms)
+
+    def _masked_record(self, record: dict) -> dict:
+        """The record with every configured secret in its text masked; said once per stream.
+
+        A gateway that echoes a credential inside a row must not put it in a warehouse.
+        """
+        masked = redaction.mask_values(record, self._secrets)
+        if masked != record and not self._secret_in_records_warned:
+            self._secret_in_records_warned = True
+            self.logger.warning(
+                "%s: the provider's rows contain a configured credential; it is masked as *** in the "
+                "records. What to do: tell the provider its API echoes credentials in the data.",
+                self.describe_partition(self._context),
+            )
+        return masked
 
     def _warn_unknown_fields(self, record: dict) -> None:
         known = set(self._schema_properties)
@@ -649,6 +686,22 @@ class LivestreamStream(RESTStream[int]):
                 )
             self.logger.warning("%s: %s", where, self.one_line(text))
 
+    @override
+    def get_batch_config(self, config: t.Mapping) -> None:
+        """Refuse ``batch_config`` before any call: the SDK's batches would outrun the state.
+
+        With singer-sdk 0.54 a BATCH message is written only when a batch file is full or the
+        stream ends, but this tap writes STATE after every page (and Mudu's call ledger before
+        every call), so a target would read bookmarks for records it has not received yet.
+        """
+        if config.get("batch_config"):
+            raise ProviderAPIError(
+                "batch_config is not supported by tap-livestream-viewers: its state is written after "
+                "every page, ahead of the BATCH message that would carry the records. What to do: "
+                "remove batch_config from the tap's settings; records are streamed as RECORD messages."
+            )
+        return None
+
     # ----------------------------------------------------------------------- paging
 
     def get_new_paginator(self) -> ProgressPaginator:
@@ -681,7 +734,7 @@ class LivestreamStream(RESTStream[int]):
     def malformed(self, response: requests.Response, what: str) -> MalformedAnswer:
         """The retriable error for a success answer without its row list (``what`` says how)."""
         return MalformedAnswer(
-            f"HTTP {response.status_code} {what}: {self.one_line(response.text[:200])}", response
+            f"HTTP {response.status_code} {what}: {self.one_line(self.excerpt(response.text))}", response
         )
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
@@ -730,19 +783,71 @@ class LivestreamStream(RESTStream[int]):
         """Guards asked before every attempt (budgets, rate limits); none by default."""
         return []
 
+    @override
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        """One attempt: pass the guards, count it, send it, validate it."""
+        """One attempt: guards before every request sent, the transport's rules, validation.
+
+        ``transport.send`` keeps credentials on the configured host (a redirect elsewhere is
+        refused) and ends the attempt within ``request_timeout`` however slowly the answer comes.
+        """
         if self.ABORT_AT_RECORD_COUNT is not None and self.calls_made >= 1:
             # ``--test`` (a dry run): one call per stream shows the connection works.
             self._abort_sync(MaxRecordsLimitException("connection test: one call made"))
+        request = self.authenticator(prepared_request)
+        try:
+            response = transport.send(
+                self.requests_session, request, timeout=self.timeout, before_hop=self._before_call
+            )
+        except transport.RedirectRefused as refused:
+            raise ProviderAPIError(
+                self.describe(
+                    context,
+                    str(refused),
+                    f"if the provider moved, set {self.provider_key}.base_url to its new address; "
+                    "run again, the state resumes at this page",
+                )
+            ) from None
+        self._write_request_duration_log(
+            endpoint=self.path, response=response, context=context, extra_tags=None
+        )
+        # On the tap, not the stream: a page's rows may be written through another stream
+        # (Talk-cloud's stage users come with the login-records answer).
+        self._tap._answer_holds_secret = self._holds_secret(response.content)  # type: ignore[attr-defined]
+        try:
+            self.validate_response(response)
+        except RetriableAPIError as error:
+            self.refuse_long_wait(context, error)
+            raise
+        self.progress.counts.pages += 1
+        return response
+
+    def _before_call(self) -> None:
+        """Every request sent, redirect hops and retries included, passes the guards and counts."""
         for guard in self.call_guards:
             guard.before_call()
         self.progress.counts.calls += 1
-        response = super()._request(prepared_request, context)
-        self.progress.counts.pages += 1
-        return response
+
+    @property
+    def max_wait(self) -> float:
+        """``max_wait_seconds``: the longest ``Retry-After`` worth waiting for within a run."""
+        return float(self.config.get("max_wait_seconds", DEFAULT_MAX_WAIT_S))
+
+    def refuse_long_wait(self, context: Context | None, error: RetriableAPIError) -> None:
+        """Stop the partition (state kept) when the provider asks to wait past ``max_wait_seconds``."""
+        asked = retry_after_seconds(getattr(error, "response", None))
+        if asked is None or asked <= self.max_wait:
+            return
+        raise WaitTooLong(
+            self.describe(
+                context,
+                f"{transport.describe_failure(error)}: the provider asks to wait {asked:.0f}s "
+                f"(Retry-After) before the next call, more than max_wait_seconds={self.max_wait:g}",
+                f"run again after {_later(asked)}; the state resumes at this page "
+                "(or raise max_wait_seconds to wait within the run)",
+            )
+        )
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """The SDK's retrying decorator, plus a clear one-line error when retries run out."""
@@ -755,7 +860,7 @@ class LivestreamStream(RESTStream[int]):
                 raise ProviderAPIError(
                     self.describe(
                         context,
-                        f"{error} (gave up after {self.backoff_max_tries()} attempts)",
+                        f"{self.redact(str(error))} (gave up after {self.backoff_max_tries()} attempts)",
                         MALFORMED_ACTION
                         if isinstance(error, MalformedAnswer)
                         else "the provider is failing or limiting us; run again later, the state "
@@ -766,7 +871,8 @@ class LivestreamStream(RESTStream[int]):
                 raise ProviderAPIError(
                     self.describe(
                         context,
-                        f"{type(error).__name__} (gave up after {self.backoff_max_tries()} attempts)",
+                        f"{transport.describe_failure(error)} (gave up after {self.backoff_max_tries()} "
+                        "attempts)",
                         f"check that {self.url_base} is reachable; run again, the state resumes at this page",
                     )
                 ) from None
@@ -776,21 +882,26 @@ class LivestreamStream(RESTStream[int]):
 
         return call
 
+    @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """Exponential waits (base ``backoff_base_seconds``, capped), never below ``Retry-After``."""
+        """Exponential waits with jitter, capped at ``backoff_max_seconds``, never below ``Retry-After``.
+
+        A ``Retry-After`` above ``max_wait_seconds`` never gets here: ``refuse_long_wait``
+        stops the partition instead.
+        """
         base = float(self.config.get("backoff_base_seconds", 1.0))
         cap = float(self.config.get("backoff_max_seconds", 60.0))
         attempt = 0
         error = yield  # backoff primes the generator with None
         while True:
-            wait = min(cap, base * (2**attempt))
             retry_after = retry_after_seconds(getattr(error, "response", None))
-            error = yield max(wait, retry_after or 0.0)
+            error = yield transport.retry_wait(attempt, base=base, cap=cap, retry_after=retry_after)
             attempt += 1
 
+    @override
     def backoff_jitter(self, value: float) -> float:
-        """Add up to 25% random jitter, so parallel runs do not retry in lockstep."""
-        return value + random.uniform(0, value * 0.25)
+        """None on top: ``transport.retry_wait`` adds it within ``backoff_max_seconds``."""
+        return value
 
     def backoff_handler(self, details: dict) -> None:
         """Log a retry without the URL's query or any header."""
@@ -804,7 +915,7 @@ class LivestreamStream(RESTStream[int]):
             if isinstance(error, MalformedAnswer)
             else f"HTTP {status}"
             if status
-            else type(error).__name__,
+            else transport.describe_failure(error),
             details.get("wait", 0.0),
         )
 
@@ -915,33 +1026,40 @@ class LivestreamStream(RESTStream[int]):
             flat = flat[: _MAX_MESSAGE * 2] + "…"
         return flat
 
+    def excerpt(self, text: str, limit: int = 200) -> str:
+        """The start of a provider's answer for a message, masked before it is cut."""
+        return self.redact(text)[:limit]
+
     @cached_property
     def _secrets(self) -> list[str]:
+        """Every secret of the config and its secret parts, longest first (see ``redaction``)."""
         schema = getattr(self._tap, "config_jsonschema", None) or {}
-        return sorted(set(secret_values(self.config, schema)), key=len, reverse=True)
+        secrets = redaction.ordered(secret_values(self.config, schema))
+        redaction.register(secrets)  # log lines too, whoever writes them
+        return secrets
 
     def redact(self, text: str) -> str:
-        """Replace every secret value from the config with ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """Replace every secret value from the config, and its secret parts, with ``***``."""
+        return redaction.mask(text, self._secrets)
 
 
 MESSAGE_KEYS = ("msg", "message", "error", "errmsg", "error_description", "info")
-#: Values shorter than this are not masked: "1000" in a secret body is not worth hiding
-#: everywhere it appears, and no real credential is that short.
-MIN_SECRET_LENGTH = 6
+MIN_SECRET_LENGTH = redaction.MIN_SECRET_LENGTH
+#: ``max_wait_seconds`` default: a ``Retry-After`` longer than this stops the partition.
+DEFAULT_MAX_WAIT_S = 300.0
 
 
 def secret_values(config: t.Any, schema: t.Mapping[str, t.Any]) -> t.Iterator[str]:
-    """Every value the settings schema marks ``secret`` (all leaves of a secret object)."""
+    """Every value the settings schema marks ``secret`` (all leaves of a secret object), with its
+    secret parts (``redaction.secret_forms``: the token of ``Bearer <token>``, ...)."""
     if not isinstance(config, Mapping):  # the SDK hands the config over as a read-only mapping
         return
     properties = schema.get("properties") or {}
     for name, value in config.items():
         prop = properties.get(name) or {}
         if prop.get("secret"):
-            yield from _leaves(value)
+            for leaf in _leaves(value):
+                yield from redaction.secret_forms(leaf)
         elif isinstance(value, Mapping):
             yield from secret_values(value, prop)
 
@@ -981,3 +1099,10 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
         except (TypeError, ValueError):
             logging.getLogger(__name__).debug("unreadable Retry-After %r", value)
             return None
+
+
+def _later(seconds: float) -> str:
+    """``about 1 h`` / ``about 5 min``: when to run again, readably."""
+    if seconds >= 3600:
+        return f"about {seconds / 3600:.0f} h"
+    return f"about {max(1, round(seconds / 60))} min"

@@ -35,6 +35,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_livestream_viewers import redaction
 from tap_livestream_viewers.progress import StreamProgress
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 
@@ -97,8 +98,10 @@ class DerivedStream(Stream):
         if not self.selected:
             return
         self.begin()
+        # The page may echo a credential (see LivestreamStream._masked_record): mask it here too.
+        masking = getattr(self._tap, "_answer_holds_secret", False)
         for record in records:
-            self._write_record_message(record)
+            self._write_record_message(redaction.mask_values(record) if masking else record)
             self.progress.counts.rows += 1
 
 

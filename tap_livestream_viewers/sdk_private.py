@@ -22,8 +22,10 @@ PRIVATE_SDK_NAMES: dict[str, tuple[str, ...]] = {
         "_write_schema_message",
         "_write_state_message",
     ),
-    # Every attempt passes the call guards (budgets, rate limits) before it is sent.
-    "singer_sdk.streams.rest:RESTStream": ("_request",),
+    # Every attempt passes the call guards (budgets, rate limits) before it is sent, and is
+    # sent by transport.py (same-host redirects only, a deadline), which keeps the SDK's
+    # per-request METRIC line.
+    "singer_sdk.streams.rest:RESTStream": ("_request", "_write_request_duration_log"),
     # Config problems reported one line per setting, before any call.
     "singer_sdk.tap_base:Tap": ("_config", "_validate_config"),
     # Nuoyun's frontier paginator may legitimately repeat a token (see its module).

@@ -8,6 +8,7 @@ import typing as t
 import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
@@ -56,7 +57,10 @@ SETTINGS = th.PropertiesList(
         "request_timeout",
         th.IntegerType(minimum=1),
         default=60,
-        description="Seconds before an HTTP request times out (and is retried).",
+        description=(
+            "Seconds one attempt may take, the whole answer included (redirects too); a slower "
+            "answer is cut off and retried like a timeout."
+        ),
     ),
     th.Property(
         "max_retries",
@@ -74,7 +78,10 @@ SETTINGS = th.PropertiesList(
         "backoff_max_seconds",
         SECONDS,
         default=60.0,
-        description="Longest wait between two retries.",
+        description=(
+            "Longest wait between two retries, jitter included; only a Retry-After within "
+            "max_wait_seconds waits longer."
+        ),
     ),
     th.Property(
         "metrics_log_level",
@@ -85,6 +92,16 @@ SETTINGS = th.PropertiesList(
             "Level of the SDK's METRIC log lines (singer_sdk.metrics). They are written at INFO, so "
             "WARNING (the default) hides them; INFO shows them. Progress lines and the run summary "
             "are always shown."
+        ),
+    ),
+    th.Property(
+        "max_wait_seconds",
+        SECONDS,
+        default=300.0,
+        description=(
+            "Longest Retry-After worth waiting for within a run. A provider asking to wait longer "
+            "stops that partition with a one-line error (state kept: run again later); the run "
+            "reads the other partitions and exits non-zero."
         ),
     ),
     _provider(
@@ -233,6 +250,9 @@ class TapLivestreamViewers(Tap):
     name = "tap-livestream-viewers"
     config_jsonschema = SETTINGS.to_dict()
     message_writer_class = StateFlushingWriter
+    #: The SDK's capabilities but ``batch``: the streams refuse ``batch_config`` (see
+    #: ``LivestreamStream.get_batch_config``), so ``--about`` does not offer it.
+    capabilities: t.ClassVar = [c for c in Tap.capabilities if c is not PluginCapabilities.BATCH]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         #: One-line errors of partitions that failed while the others went on.

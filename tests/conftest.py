@@ -35,6 +35,7 @@ class TapRun:
     returncode: int
     messages: list[dict]
     stderr: str
+    stdout: str = ""  # as written, for checks on every byte (e.g. no secret)
 
     def records(self, stream: str) -> list[dict]:
         """Records of ``stream`` in the order they were emitted."""
@@ -83,7 +84,7 @@ def run_tap(
         check=False,
     )
     messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return TapRun(proc.returncode, messages, proc.stderr)
+    return TapRun(proc.returncode, messages, proc.stderr, proc.stdout)
 
 
 def run_tap_until_killed(tmp_path: Path, config: dict, kill_when: t.Callable[[list[dict]], bool]) -> TapRun:

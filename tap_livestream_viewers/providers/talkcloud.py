@@ -411,7 +411,7 @@ class _TalkcloudStream(LivestreamStream):
             raise ProviderAPIError(
                 self.describe(
                     context,
-                    f"HTTP {response.status_code} without a result code: {response.text[:200]}",
+                    f"HTTP {response.status_code} without a result code: {self.excerpt(response.text)}",
                     "check talkcloud.base_url points at the Talk-cloud WebAPI",
                 )
             )
