@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tests: lint, then pytest (unit, sandbox end-to-end, SDK standard suite, Meltano into
+# The tests: lint and type-check (ruff, mypy), then pytest (unit, sandbox end-to-end, SDK standard suite, Meltano into
 # DuckDB and PostgreSQL). Extra arguments go to pytest, e.g. `bash scripts/test.sh -k mudu`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ bash scripts/bootstrap.sh
 bash scripts/ensure_postgres.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy tap_livestream_viewers
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -41,9 +41,10 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 
 import requests
+from backoff.types import Details
 from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.pagination import PageNumberPaginator
+from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
@@ -117,10 +118,12 @@ class ProgressPaginator(PageNumberPaginator):
         super().__init__(start_page)
         self._stream = stream
 
+    @override
     def has_more(self, response: requests.Response) -> bool:
         """Ask the stream: it knows the provider's total, echoed page size and quirks."""
         return self._stream.has_more_pages(response, self.current_value)
 
+    @override
     def advance(self, response: requests.Response) -> None:
         """Move to the next page; by now the SDK has written this page's records."""
         super().advance(response)
@@ -209,6 +212,7 @@ class LivestreamStream(RESTStream[int]):
         return dict(self.config.get(self.provider_key) or {})
 
     @property
+    @override
     def url_base(self) -> str:
         """``<provider>.base_url``; when it is missing or empty, the settings schema's default."""
         configured = self.provider_config.get("base_url")
@@ -229,10 +233,12 @@ class LivestreamStream(RESTStream[int]):
         return max(1, min(wanted, self.max_page_size))
 
     @property
+    @override
     def timeout(self) -> int:
         """Seconds before a request counts as timed out (and is retried)."""
         return int(self.config.get("request_timeout") or 60)
 
+    @override
     def backoff_max_tries(self) -> int:
         """Attempts per request before giving up (``max_retries`` + 1)."""
         return int(self.config.get("max_retries", 5)) + 1
@@ -347,6 +353,7 @@ class LivestreamStream(RESTStream[int]):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
+    @override
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks here are window ends, not record values: the SDK's per-record step is off.
 
@@ -396,6 +403,7 @@ class LivestreamStream(RESTStream[int]):
 
     # ---------------------------------------------------------------------- records
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the partition; a spent budget or a failed partition ends it cleanly (see below)."""
         self._context = context
@@ -512,6 +520,7 @@ class LivestreamStream(RESTStream[int]):
     def _schema_properties(self) -> tuple[str, ...]:
         return tuple(self.schema.get("properties", {}))
 
+    @override
     def _generate_record_messages(self, record: dict) -> t.Generator:
         """Keep only the schema's properties: an undocumented new field never reaches a target.
 
@@ -649,8 +658,8 @@ class LivestreamStream(RESTStream[int]):
             for name in empty:
                 if not any(name in group for group in missing):
                     log.add("missing", name, key, note=name)
-        key = tuple([record.get(name) for name in fields])
-        if key and keys.collides(key, raw):
+        key_values = tuple([record.get(name) for name in fields])
+        if key_values and keys.collides(key_values, raw):
             target = self.content_key_field or fields[-1]
             before = self.key_text(record)
             record[target] = content_key(raw, self._key_kind(target))
@@ -704,7 +713,8 @@ class LivestreamStream(RESTStream[int]):
 
     # ----------------------------------------------------------------------- paging
 
-    def get_new_paginator(self) -> ProgressPaginator:
+    @override
+    def get_new_paginator(self) -> BaseAPIPaginator:
         """A page-number paginator that starts where the window's progress says."""
         return ProgressPaginator(self, self._first_page)
 
@@ -737,6 +747,7 @@ class LivestreamStream(RESTStream[int]):
             f"HTTP {response.status_code} {what}: {self.one_line(self.excerpt(response.text))}", response
         )
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """Rows of the page, decoded once (paging facts read the same decoded body)."""
         yield from self.rows_of(self.decode(response))
@@ -849,6 +860,7 @@ class LivestreamStream(RESTStream[int]):
             )
         )
 
+    @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """The SDK's retrying decorator, plus a clear one-line error when retries run out."""
         retrying = super().request_decorator(func)
@@ -892,7 +904,7 @@ class LivestreamStream(RESTStream[int]):
         base = float(self.config.get("backoff_base_seconds", 1.0))
         cap = float(self.config.get("backoff_max_seconds", 60.0))
         attempt = 0
-        error = yield  # backoff primes the generator with None
+        error = yield 0.0  # backoff primes the generator with send(None) and drops this value
         while True:
             retry_after = retry_after_seconds(getattr(error, "response", None))
             error = yield transport.retry_wait(attempt, base=base, cap=cap, retry_after=retry_after)
@@ -903,9 +915,10 @@ class LivestreamStream(RESTStream[int]):
         """None on top: ``transport.retry_wait`` adds it within ``backoff_max_seconds``."""
         return value
 
-    def backoff_handler(self, details: dict) -> None:
+    @override
+    def backoff_handler(self, details: Details) -> None:
         """Log a retry without the URL's query or any header."""
-        error = details.get("exception")
+        error = t.cast("BaseException | None", details.get("exception"))
         status = getattr(getattr(error, "response", None), "status_code", None)
         self.logger.warning(
             "%s: attempt %s failed (%s); retrying in %.1fs",
@@ -921,6 +934,7 @@ class LivestreamStream(RESTStream[int]):
 
     # ---------------------------------------------------------------- validation
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Map HTTP statuses, then the provider's own body codes, to retry or fail."""
         status = response.status_code

@@ -305,6 +305,7 @@ class TapLivestreamViewers(Tap):
 
     # ------------------------------------------------------------------- streams
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """Streams of every provider configured, each only when its inputs are set, and what they derive."""
         report = self.activation()
@@ -314,6 +315,7 @@ class TapLivestreamViewers(Tap):
             self.logger.warning("%s", warning)
         return attach(self, [stream_type(tap=self) for stream_type in stream_types])
 
+    @override  # type: ignore[misc]  # final in the SDK, but the run's verdict needs it
     def sync_all(self) -> None:
         """Sync everything, then fail the run if any partition failed along the way.
 

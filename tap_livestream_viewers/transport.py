@@ -133,7 +133,7 @@ def read_body(response: requests.Response, deadline: float, timeout: float) -> b
         pieces.append(piece)
     content = b"".join(pieces)
     response._content = content  # what requests itself stores once a streamed body is read
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     raw.release_conn()
     return content
 
@@ -163,11 +163,11 @@ def retry_wait(
     provider sent a ``Retry-After`` (already checked against the ceiling), at least that
     plus up to 10% jitter, so parallel runs do not return in lockstep.
     """
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     wait = min(cap, base * (2**attempt))
-    wait = min(cap, wait + rng.uniform(0, wait * 0.25))
+    wait = min(cap, wait + uniform(0, wait * 0.25))
     if retry_after is not None:
-        wait = max(wait, retry_after + rng.uniform(0, retry_after * 0.1))
+        wait = max(wait, retry_after + uniform(0, retry_after * 0.1))
     return wait
 
 

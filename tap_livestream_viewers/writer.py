@@ -16,6 +16,7 @@ import sys
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import Message, RecordMessage
+from typing_extensions import override
 
 _BLOCK = 256 * 1024
 
@@ -28,6 +29,7 @@ class StateFlushingWriter(MsgSpecWriter):
         self._pending = bytearray()
         atexit.register(self.flush)
 
+    @override
     def write_message(self, message: Message) -> None:
         """Queue one message; write the queue out at a non-record message or a full block."""
         self._pending += self.format_message(message)

@@ -41,6 +41,7 @@ from functools import cached_property
 
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
+from typing_extensions import override
 
 from tap_livestream_viewers.call_ledger import LocalCallLedger
 from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, retry_after_seconds
@@ -179,11 +180,13 @@ class MuduUserRecordsStream(LivestreamStream):
     # ----------------------------------------------------------------- configuration
 
     @property
+    @override
     def partitions(self) -> list[dict]:
         """One partition per configured channel."""
         return [{"channel_id": str(c)} for c in self.provider_config.get("channel_ids") or []]
 
     @property
+    @override
     def authenticator(self) -> BearerTokenAuthenticator:
         """``Authorization:Bearer {ACCESS TOKEN}`` as the document shows."""
         return BearerTokenAuthenticator(token=self.provider_config["access_token"])
@@ -252,10 +255,12 @@ class MuduUserRecordsStream(LivestreamStream):
 
     # ---------------------------------------------------------------------- request
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Everything goes in the JSON body."""
         return {}
 
+    @override
     def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
         """The documented body: local times, ``perPage``, ``p`` and ``filter_watch_time``."""
         start, end = self.query_range()
@@ -274,6 +279,7 @@ class MuduUserRecordsStream(LivestreamStream):
         """The answer is a bare JSON array of records."""
         return body if isinstance(body, list) else []
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """A "limit reached" answer ends today's run cleanly; the rest is the base's mapping."""
         if self._is_limit_answer(response):

@@ -51,6 +51,7 @@ from functools import cached_property
 from singer_sdk import typing as th
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
 
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
 from tap_livestream_viewers.derived import Derive
@@ -242,16 +243,20 @@ class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
         super().__init__(start)
         self._stream = stream
 
+    @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         """An empty page after rows left the window may still leave rows unread: ask the frontier."""
         return True
 
+    @override
     def has_more(self, response: requests.Response) -> bool:
         return self._stream.absorb_page(response, self.current_value)
 
+    @override
     def get_next(self, response: requests.Response) -> tuple[int, int]:
         return self._stream.next_token()
 
+    @override
     def advance(self, response: requests.Response) -> None:
         """Move on (no identical-token check, see the class), then save the next page and the state.
 
@@ -362,6 +367,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
     # ----------------------------------------------------------------- configuration
 
     @property
+    @override
     def http_headers(self) -> dict:
         """``nuoyun.headers`` on every request (the document does not name the auth headers)."""
         headers = dict(super().http_headers)
@@ -379,6 +385,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         return [self.rate_limiter]
 
     @property
+    @override
     def partitions(self) -> list[dict] | None:
         """One per ``nuoyun.wechat_user_space_ids`` entry; none (the whole account) when empty."""
         ids = self.provider_config.get("wechat_user_space_ids") or []
@@ -418,12 +425,15 @@ class NuoyunUserDurationsStream(LivestreamStream):
 
     # -------------------------------------------------------------------- request
 
+    @override
     def get_new_paginator(self) -> FrontierPaginator:
         return FrontierPaginator(self, (self._first_page, self._page_size_in_use))
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         return {}
 
+    @override
     def prepare_request_payload(
         self, context: Context | None, next_page_token: tuple[int, int] | None
     ) -> dict[str, t.Any]:

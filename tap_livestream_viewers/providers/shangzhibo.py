@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
+from typing_extensions import override
 
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none
 from tap_livestream_viewers.derived import Derive
@@ -177,11 +178,12 @@ class _ShangzhiboStream(LivestreamStream):
     )
 
     @property
+    @override
     def authenticator(self) -> BearerTokenAuthenticator:
         """``Authorization: Bearer <accessToken>`` as both documents show."""
         return BearerTokenAuthenticator(token=self.provider_config["access_token"])
 
-    identity_fields = (("visitAt",), ("userId", "anonymousId"))
+    identity_fields: t.ClassVar[tuple[tuple[str, ...], ...]] = (("visitAt",), ("userId", "anonymousId"))
     content_key_field = "visit_key"
 
     def rows_of(self, body: t.Any) -> list[dict]:
@@ -270,10 +272,12 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
     ).to_dict()
 
     @property
+    @override
     def partitions(self) -> list[dict]:
         """One partition per configured activity."""
         return [{"activity_id": str(a)} for a in self.provider_config.get("activity_ids") or []]
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """The window (from one second early, see ``query_range``) in UTC ``...Z`` form, and the page."""
         start, end = self.query_range()
@@ -364,11 +368,13 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         self._page_oldest: datetime | None = None
 
     @property
+    @override
     def partitions(self) -> list[dict]:
         """One partition per configured user of the configured agent."""
         agent = int(self.provider_config["agent_id"])
         return [{"agent_id": agent, "user_id": int(u)} for u in self.provider_config.get("user_ids") or []]
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
         """Newest first, the largest page the endpoint allows."""
         return {"page": next_page_token or 1, "pageSize": self._page_size_in_use, "order": "visitAt desc"}

@@ -49,6 +49,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_livestream_viewers.client import (
     LivestreamStream,
@@ -296,6 +297,7 @@ RECORD_SCHEMA = th.PropertiesList(
 class _RowsPaginator(ProgressPaginator):
     """Keeps paging past a page whose rows all belonged to the next window (none yielded)."""
 
+    @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         """The SDK stops at a page that yielded nothing; go on if the provider sent rows."""
         return self._stream.page_facts(response).rows > 0
@@ -330,6 +332,7 @@ class _TalkcloudStream(LivestreamStream):
     # ------------------------------------------------------------------ partitions
 
     @property
+    @override
     def partitions(self) -> list[dict]:
         """One partition per ``serials`` entry and per ``thirdroomids`` entry."""
         settings = self.provider_config
@@ -389,6 +392,7 @@ class _TalkcloudStream(LivestreamStream):
 
     # ---------------------------------------------------------------------- request
 
+    @override
     def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
         """Form fields: key, the room, the window as unix seconds, the page."""
         start, end = self.query_range()
@@ -489,6 +493,7 @@ class _TalkcloudStream(LivestreamStream):
         rows = body.get("logininfo") if isinstance(body, dict) else None
         return PageFacts(rows=len(rows or []))
 
+    @override
     def get_new_paginator(self) -> ProgressPaginator:
         """Page numbers from the window's progress; see ``_RowsPaginator``."""
         return _RowsPaginator(self, self._first_page)
@@ -564,6 +569,7 @@ class TalkcloudLoginRecordsStream(_TalkcloudStream):
         Derive(sessions.ViewerSessionsStream, from_record=session_of_entry),
     )
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """This page's ``logininfo`` (stage users are derived from the same page)."""
         body = self.decode(response)
