@@ -45,6 +45,7 @@ from backoff.types import Details
 from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
@@ -532,7 +533,25 @@ class LivestreamStream(RESTStream[int]):
         self.progress.counts.rows += 1
         if getattr(self._tap, "_answer_holds_secret", False):
             projected = self._masked_record(projected)
-        yield from super()._generate_record_messages(projected)
+        if not self._every_field_selected:
+            yield from super()._generate_record_messages(projected)
+            return
+        # The SDK's path less its walk over every value for deselected fields (there are none)
+        # and its type conforming (off: TYPE_CONFORMANCE_LEVEL); stream maps apply as there.
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(projected)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=datetime.now(timezone.utc),
+                )
+
+    @cached_property
+    def _every_field_selected(self) -> bool:
+        """Whether the catalog deselects nothing of this stream (known once the sync starts)."""
+        return all(self.mask.values())
 
     def _holds_secret(self, content: bytes) -> bool:
         """Whether an answer's bytes contain a configured secret (one scan per page, not per value)."""

@@ -17,6 +17,7 @@ PRIVATE_SDK_NAMES: dict[str, tuple[str, ...]] = {
         "_abort_sync",
         "_generate_record_messages",
         "_increment_stream_state",
+        "_stream_version",
         "_tap",
         "_write_record_message",
         "_write_schema_message",

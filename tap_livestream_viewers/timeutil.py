@@ -66,7 +66,33 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
     text = str(value) if value else ""
     if not text or text.startswith("0000-00-00"):
         return None
+    if len(text) in (16, 19) and text[10] == " " and _CLOCK.fullmatch(text, 11):
+        # The common case, without parsing: the date-hour's offset is looked up once per hour.
+        try:
+            offset = _hour_offset(text[:13], default_tz)
+        except ValueError:
+            offset = None  # not a real date or hour: the full parse below says so
+        if offset is not None:
+            seconds = ":00" if len(text) == 16 else ""
+            return f"{text[:10]}T{text[11:]}{seconds}{offset}"
     return to_rfc3339(parse_datetime(text, default_tz))
+
+
+#: ``HH:MM`` or ``HH:MM:SS`` after ``YYYY-MM-DD `` (the hour itself is checked by ``_hour_offset``).
+_CLOCK = re.compile(r"\d\d:[0-5]\d(:[0-5]\d)?")
+
+
+@lru_cache(maxsize=8192)
+def _hour_offset(date_hour: str, tz: tzinfo) -> str | None:
+    """The RFC 3339 offset of a provider-local hour (``2025-09-16 15``), or ``None`` if it changes in it.
+
+    Same answer as parsing every value (``fold=0`` on a repeated or skipped hour); an hour in
+    which the zone's offset changes is left to the full parse.
+    """
+    start = datetime.fromisoformat(f"{date_hour}:00:00").replace(tzinfo=tz)
+    if start.utcoffset() != start.replace(minute=59, second=59).utcoffset():
+        return None
+    return start.isoformat()[19:]
 
 
 def unix_to_rfc3339(seconds: int | str | None, tz: tzinfo) -> str | None:

@@ -314,3 +314,30 @@ def test_numbers_are_epoch_seconds_or_milliseconds_only_when_plausible():
     assert epoch_to_datetime("1789993800") == datetime.fromtimestamp(1789993800, timezone.utc)
     assert epoch_to_datetime(42) is None and epoch_to_datetime(True) is None
     assert epoch_to_datetime("ten") is None
+
+
+def test_local_times_fast_path_equals_the_full_parse_on_every_minute_of_transition_days():
+    """The per-hour offset cache gives exactly what parsing each value gives, DST changes included."""
+    from datetime import date, datetime, timedelta
+
+    import pytest
+
+    from tap_livestream_viewers.timeutil import local_to_rfc3339, parse_datetime, to_rfc3339, zone
+
+    days = {
+        "America/New_York": (date(2026, 3, 8), date(2026, 11, 1)),
+        "Australia/Lord_Howe": (date(2026, 4, 5), date(2026, 10, 4)),  # 30-minute shifts
+        "Europe/London": (date(2026, 3, 29), date(2026, 10, 25)),
+        "Asia/Shanghai": (date(1991, 4, 14), date(2026, 9, 16)),  # China's last DST change, today
+    }
+    for name, transition_days in days.items():
+        tz = zone(name)
+        for day in transition_days:
+            moment = datetime(day.year, day.month, day.day)
+            for _ in range(24 * 60):
+                for text in (moment.strftime("%Y-%m-%d %H:%M:%S"), moment.strftime("%Y-%m-%d %H:%M")):
+                    assert local_to_rfc3339(text, tz) == to_rfc3339(parse_datetime(text, tz)), (name, text)
+                moment += timedelta(minutes=1)
+    for bad in ("2026-13-01 10:00:00", "2026-02-30 10:00", "2026-01-01 24:00:00", "2026-01-01 10:61"):
+        with pytest.raises(ValueError):
+            local_to_rfc3339(bad, zone("Asia/Shanghai"))
