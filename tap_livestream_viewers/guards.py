@@ -73,6 +73,8 @@ class DailyCallBudget(CallGuard):
         self.limit = limit
         self._tz = tz
         self._clock = clock
+        #: Threads of one process claim one at a time (the store serialises processes).
+        self._claiming = threading.Lock()
 
     def _entry(self) -> dict:
         today = self._clock().astimezone(self._tz).date().isoformat()
@@ -110,6 +112,10 @@ class DailyCallBudget(CallGuard):
         The claim (read, check, increment, write) is one atomic step of the store, so no other
         process can take the same call; the state then records the count.
         """
+        with self._claiming:
+            self._claim()
+
+    def _claim(self) -> None:
         entry = self._entry()
         if entry["calls"] >= self.limit:
             raise CallBudgetExhausted(entry["calls"], self.limit, self.resets_at)
