@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from datetime import datetime, tzinfo
 
-from tap_livestream_viewers.call_ledger import LocalCallLedger
+from tap_livestream_viewers.budget_store import CallLedger
 from tap_livestream_viewers.timeutil import next_local_midnight
 
 
@@ -47,11 +47,14 @@ def credential_fingerprint(secret: str) -> str:
 
 
 class DailyCallBudget(CallGuard):
-    """At most ``limit`` calls per credential per provider-local day, counted in the state.
+    """At most ``limit`` calls per credential per provider-local day, claimed from a shared store.
 
-    ``ledger`` is a dict inside the tap state, shared by every partition and kept across
-    runs, so two runs on the same day share one budget. Its entry for a credential is
-    ``{"day": "YYYY-MM-DD", "calls": n}``; a new day starts the count at zero.
+    ``mirror`` is the store every process sees (the machine-local file, or PostgreSQL with
+    ``call_budget_store``): each call is claimed there atomically before it is sent, so two
+    processes on one token never spend more than ``limit`` together. ``ledger`` is a dict
+    inside the tap state, the record of the count (``{"day": "YYYY-MM-DD", "calls": n}``), so a
+    state saved elsewhere still carries it; a new day starts the count at zero. The higher of
+    the two counts wins.
     """
 
     def __init__(
@@ -61,7 +64,7 @@ class DailyCallBudget(CallGuard):
         limit: int,
         tz: tzinfo,
         clock: Callable[[], datetime],
-        mirror: LocalCallLedger | None = None,
+        mirror: CallLedger | None = None,
     ) -> None:
         self._ledger = ledger
         #: A machine-local copy of the count, so a run given no state still knows it.
@@ -70,6 +73,8 @@ class DailyCallBudget(CallGuard):
         self.limit = limit
         self._tz = tz
         self._clock = clock
+        #: Threads of one process claim one at a time (the store serialises processes).
+        self._claiming = threading.Lock()
 
     def _entry(self) -> dict:
         today = self._clock().astimezone(self._tz).date().isoformat()
@@ -102,12 +107,26 @@ class DailyCallBudget(CallGuard):
         return next_local_midnight(self._clock(), self._tz)
 
     def before_call(self) -> None:
-        """Spend one call, or raise ``CallBudgetExhausted`` without spending it."""
+        """Claim one call from the shared store, or raise ``CallBudgetExhausted`` without spending it.
+
+        The claim (read, check, increment, write) is one atomic step of the store, so no other
+        process can take the same call; the state then records the count.
+        """
+        with self._claiming:
+            self._claim()
+
+    def _claim(self) -> None:
         entry = self._entry()
         if entry["calls"] >= self.limit:
             raise CallBudgetExhausted(entry["calls"], self.limit, self.resets_at)
-        entry["calls"] += 1
-        self._mirror_entry(entry)
+        if self._mirror is None:
+            entry["calls"] += 1
+            return
+        claimed = self._mirror.claim(self._key, entry["day"], self.limit, at_least=entry["calls"])
+        if claimed is None:
+            entry["calls"] = max(entry["calls"], self.limit)
+            raise CallBudgetExhausted(entry["calls"], self.limit, self.resets_at)
+        entry["calls"] = max(entry["calls"] + 1, claimed)
 
     def mark_exhausted(self) -> None:
         """The provider itself said the limit is reached: believe it for the rest of the day."""

@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 import typing as t
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 #: Values shorter than this are not masked: "1000" in a secret body is not worth hiding
 #: everywhere it appears, and no real credential is that short.
@@ -57,6 +57,14 @@ def _user_password(word: str) -> t.Iterator[str]:
     user, colon, password = word.partition(":")
     if colon and user and password and "//" not in word:
         yield password
+    if "//" in word:  # scheme://user:password@host/... (e.g. call_budget_store)
+        try:
+            in_url = urlsplit(word).password
+        except ValueError:
+            in_url = None
+        if in_url:
+            yield in_url
+            yield unquote(in_url)
 
 
 def _basic_credentials(word: str) -> str | None:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk.plugin_base import JSONSchemaValidator
 
+from tap_livestream_viewers import budget_store
 from tap_livestream_viewers.timeutil import parse_datetime, zone
 
 if t.TYPE_CHECKING:
@@ -149,7 +150,8 @@ def value_problems(config: Mapping[str, t.Any], schema: Mapping[str, t.Any]) -> 
         settings = config.get(key)
         if "base_url" in (prop.get("properties") or {}) and isinstance(settings, Mapping):
             problems += [p for p in [_url_problem(f"{key}.base_url", settings.get("base_url"))] if p]
-    return problems
+    store = budget_store.url_problem(config.get(budget_store.SETTING))
+    return [*problems, store] if store else problems
 
 
 def _url_problem(name: str, value: t.Any) -> str | None:

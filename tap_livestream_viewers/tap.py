@@ -104,6 +104,17 @@ SETTINGS = th.PropertiesList(
             "reads the other partitions and exits non-zero."
         ),
     ),
+    th.Property(
+        "call_budget_store",
+        th.StringType,
+        secret=True,
+        description=(
+            "Where daily call budgets (Mudu's 10 calls a day per token) are counted across processes: "
+            "a PostgreSQL URL, e.g. postgresql://user:password@host:5432/db, for shards of one account "
+            "on several machines (the tap creates the table tap_livestream_viewers_call_budget; needs "
+            "the 'postgres' extra). Default: a file shared by every process of the user on this machine."
+        ),
+    ),
     _provider(
         "shangzhibo",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),

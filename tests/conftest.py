@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,3 +155,66 @@ def sandbox() -> Iterator[Sandbox]:
         yield box
     finally:
         box.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    assert found, f"{name} not found: install the PostgreSQL server (scripts/ensure_postgres.sh does)"
+    return str(found)
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback; yields its SQLAlchemy URL."""
+    # pytest's tmp_path is private to root; the server runs as ``postgres`` when we are root
+    # (initdb refuses root), so it gets a directory of its own.
+    home = Path(tempfile.mkdtemp(prefix="tap-livestream-pg-"))
+    home.chmod(0o755)
+    data_dir = home / "data"
+    socket_dir = home / "sock"
+    data_dir.mkdir()
+    socket_dir.mkdir()
+    port = _free_port()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres")
+        shutil.chown(socket_dir, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_postgres, _pg_binary("initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1"
+    # The server outlives pg_ctl: its output goes to a log file, never to our pipes (a pipe
+    # the server holds open would make this call wait forever).
+    subprocess.run(
+        [
+            *as_postgres,
+            _pg_binary("pg_ctl"),
+            *("-D", str(data_dir), "-o", options, "-l", str(socket_dir / "server.log"), "-w", "start"),
+        ],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, _pg_binary("pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+        shutil.rmtree(home, ignore_errors=True)

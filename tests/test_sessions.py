@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import psycopg
 import pytest
-from test_meltano import MELTANO, meltano_env, meltano_installed, postgres  # noqa: F401 (fixtures)
+from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (fixtures)
 
 from conftest import ROOT, discover, run_tap, run_tap_until_killed, select_only
 from sandbox import mudu as md
@@ -498,7 +498,7 @@ def test_readme_watch_hours_sql_and_demo_summary_on_what_meltano_landed_in_duckd
 
 
 @pytest.mark.meltano
-def test_readme_watch_hours_sql_runs_as_written_on_postgresql(postgres):  # noqa: F811 (the fixture)
+def test_readme_watch_hours_sql_runs_as_written_on_postgresql(postgres):
     """The same query on target-postgres' column types (TIMESTAMP in UTC, BIGINT), by China day."""
     sql = README.read_text().split("Watch hours per room per day", 1)[1].split("```sql", 1)[1].split("```")[0]
     with psycopg.connect(postgres.replace("postgresql+psycopg://", "postgresql://")) as connection:

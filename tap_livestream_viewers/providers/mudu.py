@@ -43,8 +43,13 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from typing_extensions import override
 
-from tap_livestream_viewers.call_ledger import LocalCallLedger
-from tap_livestream_viewers.client import LivestreamStream, ProviderAPIError, retry_after_seconds
+from tap_livestream_viewers.budget_store import BudgetStoreUnavailable, CallLedger, open_ledger
+from tap_livestream_viewers.client import (
+    LivestreamStream,
+    PartitionFailed,
+    ProviderAPIError,
+    retry_after_seconds,
+)
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
 from tap_livestream_viewers.providers import sessions
@@ -105,17 +110,23 @@ def session_of_record(stream: LivestreamStream, record: dict, context: Context |
 
 
 class _SpendAndSave(CallGuard):
-    """Spend one call of the daily budget, then write the state, before the call is sent.
+    """Claim one call of the daily budget, then write the state, before the call is sent.
 
-    The ledger is in the state; writing it before the call means a run that is killed while
-    waiting for an answer still has the call counted.
+    The claim is made in the shared store (every process on this token sees it); the state
+    records the count, so a run that is killed while waiting for an answer still has the call
+    counted. A store that cannot be reached sends no call: the partition fails with one line.
     """
 
     def __init__(self, stream: MuduUserRecordsStream) -> None:
         self._stream = stream
 
     def before_call(self) -> None:
-        self._stream.budget.before_call()
+        try:
+            self._stream.budget.before_call()
+        except BudgetStoreUnavailable as error:
+            raise PartitionFailed(
+                self._stream.describe(self._stream._context, error.problem, error.action)
+            ) from None
         self._stream.emit_state()
 
 
@@ -198,8 +209,13 @@ class MuduUserRecordsStream(LivestreamStream):
         return 10 if value is None else max(0, int(value))
 
     @cached_property
+    def shared_ledger(self) -> CallLedger:
+        """The count every process on this token sees: ``call_budget_store``, or the local file."""
+        return open_ledger(self.config)
+
+    @cached_property
     def budget(self) -> DailyCallBudget:
-        """Calls per access token per provider-local day, counted in the stream's state."""
+        """Calls per token per provider-local day: claimed in the shared store, recorded in the state."""
         ledger = self.stream_state.setdefault("call_ledger", {})
         return DailyCallBudget(
             ledger,
@@ -207,7 +223,7 @@ class MuduUserRecordsStream(LivestreamStream):
             self.daily_call_limit,
             self.tz,
             self.now,
-            mirror=LocalCallLedger(),
+            mirror=self.shared_ledger,
         )
 
     def connection_test_skip_reason(self) -> str | None:
@@ -232,6 +248,7 @@ class MuduUserRecordsStream(LivestreamStream):
             self.daily_call_limit,
             self.tz,
             self.now,
+            mirror=self.shared_ledger,
         )
         resets = budget.resets_at.isoformat()
         return f"{budget.remaining} of {budget.limit} Mudu calls left today (reset at {resets})"
