@@ -115,6 +115,16 @@ SETTINGS = th.PropertiesList(
             "the 'postgres' extra). Default: a file shared by every process of the user on this machine."
         ),
     ),
+    th.Property(
+        "ended_room_days",
+        SECONDS,
+        default=7,
+        description=(
+            "Rooms found from a provider's room list (its id list empty): a room is read again only "
+            "while its viewer bookmark is within this many days of the room's end (late rows, "
+            "replays); older rooms cost no call. A room never read is read from start_date."
+        ),
+    ),
     _provider(
         "shangzhibo",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
@@ -243,14 +253,17 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "serials",
             th.ArrayType(th.StringType),
-            description="Room numbers (one partition each).",
+            description="Room numbers (one partition each); empty: the rooms talkcloud_rooms lists.",
         ),
         th.Property(
             "thirdroomids",
             th.ArrayType(th.StringType),
             description="Custom room numbers (one partition each).",
         ),
-        description="Talk-cloud (拓课云). Its streams are active when key and a room are set.",
+        description=(
+            "Talk-cloud (拓课云). Its streams are active when key is set: of the rooms given, or of "
+            "every room the list endpoint returns when serials and thirdroomids are empty."
+        ),
     ),
 )
 
@@ -309,9 +322,11 @@ class TapLivestreamViewers(Tap):
     def require_something_to_run(self) -> None:
         """A run that would extract nothing fails with one line saying what to set."""
         if self.activation().runs_nothing:
-            example = "mudu.access_token and mudu.channel_ids"
-            others = "or the same for shangzhibo, nuoyun, talkcloud; see `tap-livestream-viewers --about`"
-            problem = "nothing to extract: no provider has both credentials and ids"
+            example = "mudu.access_token (its channels are then listed; or give mudu.channel_ids)"
+            others = (
+                "or the credentials of shangzhibo, nuoyun, talkcloud; see `tap-livestream-viewers --about`"
+            )
+            problem = "nothing to extract: no provider has credentials"
             raise settings.SettingsInvalid([f"{problem}; set e.g. {example} ({others})"])
 
     # ------------------------------------------------------------------- streams

@@ -1,0 +1,113 @@
+"""Rooms found, not typed (issue 12): list streams as parents of the viewer streams.
+
+Through the real CLI against the sandbox: with empty id lists every viewer row of every listed
+room arrives once; a second run reads only rooms that can have new data (calls counted per
+room) and a room listed for the first time from ``start_date``; with ids given, the list
+endpoint is not called.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from conftest import run_tap
+from sandbox import talkcloud as tk
+
+UTC = timezone.utc
+NOW = datetime.now(UTC).replace(microsecond=0)
+START = NOW - timedelta(days=80)
+LOGIN = "talkcloud_login_records"
+ROOMS = "talkcloud_rooms"
+
+
+def tk_identity(row: dict) -> tuple:
+    return (row["serial"], row["userid"], int(row["entertimestamp"]), row["terminal"])
+
+
+def tk_expected(data: tk.TalkcloudData, start: datetime, end: datetime, serials=None) -> Counter:
+    low, high = int(start.timestamp()), int(end.timestamp())
+    return Counter(
+        tk_identity(row)
+        for serial, rows in data.entries.items()
+        if serials is None or serial in serials
+        for row in rows
+        if low <= row["entertimestamp"] < high
+    )
+
+
+def tk_data() -> tk.TalkcloudData:
+    """Two rooms that ended weeks ago and one that runs on (its end is in the future)."""
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    data.add_room("111000111", 230, NOW - timedelta(days=60), NOW - timedelta(days=40), seed=1)
+    data.add_room("222000222", 90, NOW - timedelta(days=50), NOW - timedelta(days=45), seed=2)
+    data.add_room("333000333", 260, NOW - timedelta(days=20), NOW - timedelta(days=2), seed=3)
+    data.room_times["333000333"] = (
+        int((NOW - timedelta(days=20)).timestamp()),
+        int((NOW + timedelta(days=30)).timestamp()),
+    )
+    return data
+
+
+def tk_config(base_url: str, data: tk.TalkcloudData, end: datetime, **talkcloud) -> dict:
+    return {
+        "start_date": START.isoformat(),
+        "end_date": end.isoformat(),
+        "backoff_base_seconds": 0.05,
+        "talkcloud": {"key": data.key, "base_url": base_url, "serials": [], "thirdroomids": [], **talkcloud},
+    }
+
+
+def calls_per_room(sandbox) -> Counter:
+    return Counter(call.form().get("serial") for call in sandbox.calls_to(tk.PATH))
+
+
+def test_talkcloud_empty_room_list_reads_every_listed_room_once(sandbox, tmp_path):
+    data = tk.register(sandbox, tk_data())
+    end = NOW - timedelta(days=1)
+    run = run_tap(tmp_path, tk_config(sandbox.base_url, data, end))
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = Counter(tk_identity(r) for r in run.records(LOGIN))
+    assert got == tk_expected(data, START, end)
+    assert max(got.values()) == 1
+    assert {r["id"] for r in run.records(ROOMS)} == set(data.entries)
+    assert len(sandbox.calls_to("/WebAPI/getroomlist")) == 1
+    assert set(calls_per_room(sandbox)) == set(data.entries)
+    assert "talkcloud_login_records of the rooms talkcloud_rooms lists" in run.stderr
+
+
+def test_talkcloud_second_run_reads_only_rooms_that_can_have_new_data_and_new_rooms_from_start(
+    sandbox, tmp_path
+):
+    data = tk.register(sandbox, tk_data())
+    first_end = NOW - timedelta(days=1)
+    first = run_tap(tmp_path, tk_config(sandbox.base_url, data, first_end))
+    assert first.returncode == 0, first.stderr[-2000:]
+    # New visits in the running room, and a room listed for the first time (ended long ago).
+    for minutes in (30, 90, 400):
+        data.add_entry("333000333", first_end + timedelta(minutes=minutes), userid=f"7700{minutes}")
+    data.add_room("444000444", 40, NOW - timedelta(days=70), NOW - timedelta(days=65), seed=4)
+    sandbox.reset_calls()
+    second_end = NOW - timedelta(hours=3)
+    second = run_tap(tmp_path, tk_config(sandbox.base_url, data, second_end), state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    per_room = calls_per_room(sandbox)
+    assert set(per_room) == {"333000333", "444000444"}, per_room  # the two old rooms cost nothing
+    assert per_room["333000333"] == 1  # one window of under 28 days, one page
+    got = Counter(tk_identity(r) for r in second.records(LOGIN))
+    expected = tk_expected(data, first_end, second_end, {"333000333"}) + tk_expected(
+        data, START, second_end, {"444000444"}
+    )
+    assert got == expected
+    assert "4 room(s) listed" in second.stderr and "2 read, 2 without new data skipped" in second.stderr
+
+
+def test_talkcloud_rooms_given_never_call_the_room_list(sandbox, tmp_path):
+    data = tk.register(sandbox, tk_data())
+    end = NOW - timedelta(days=1)
+    run = run_tap(tmp_path, tk_config(sandbox.base_url, data, end, serials=["111000111"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sandbox.calls_to("/WebAPI/getroom") == []
+    assert run.records(ROOMS) == []
+    assert set(calls_per_room(sandbox)) == {"111000111"}
+    assert Counter(tk_identity(r) for r in run.records(LOGIN)) == tk_expected(data, START, end, {"111000111"})
