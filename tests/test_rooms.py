@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from conftest import run_tap
+from sandbox import shangzhibo as sz
 from sandbox import talkcloud as tk
 
 UTC = timezone.utc
@@ -111,3 +112,100 @@ def test_talkcloud_rooms_given_never_call_the_room_list(sandbox, tmp_path):
     assert run.records(ROOMS) == []
     assert set(calls_per_room(sandbox)) == {"111000111"}
     assert Counter(tk_identity(r) for r in run.records(LOGIN)) == tk_expected(data, START, end, {"111000111"})
+
+
+# ----------------------------------------------------------------------------- Shangzhibo
+
+VISITS = "shangzhibo_activity_visits"
+ACTIVITIES = "shangzhibo_activities"
+SZ_START = NOW - timedelta(days=40)
+
+
+def sz_identity(row: dict) -> tuple:
+    return (row["activity_id"], row["userId"], row["anonymousId"] or None, row["visitAt"])
+
+
+def sz_expected(data: sz.ShangzhiboData, start: datetime, end: datetime, ids=None) -> Counter:
+    return Counter(
+        (activity_id, v["userId"], v["anonymousId"] or None, sz.parse_z(v["visitAt"]).isoformat())
+        for activity_id, visits in data.visits.items()
+        if ids is None or activity_id in ids
+        for v in visits
+        if start <= sz.parse_z(v["visitAt"]) < end
+    )
+
+
+def sz_data() -> sz.ShangzhiboData:
+    """Three activities over 20 days ending 10 days ago; the third runs on (ends in the future)."""
+    data = sz.ShangzhiboData(
+        activities={"5001": 150, "5002": 60, "5003": 120},
+        users={},
+        period_start=NOW - timedelta(days=30),
+        period_end=NOW - timedelta(days=20),
+    )
+    data.activity_times["5003"] = (NOW - timedelta(days=30), NOW + timedelta(days=5))
+    return data
+
+
+def sz_config(base_url: str, data: sz.ShangzhiboData, end: datetime, **shangzhibo) -> dict:
+    return {
+        "start_date": SZ_START.isoformat(),
+        "end_date": end.isoformat(),
+        "backoff_base_seconds": 0.05,
+        "shangzhibo": {"access_token": data.token, "base_url": base_url, **shangzhibo},
+    }
+
+
+def calls_per_activity(sandbox) -> Counter:
+    return Counter(call.path.split("/")[3] for call in sandbox.calls_to("/stats/user-visits"))
+
+
+def sz_records(run) -> Counter:
+    return Counter(
+        (
+            r["activity_id"],
+            r["userId"],
+            r["anonymousId"] or None,
+            datetime.fromisoformat(r["visitAt"]).isoformat(),
+        )
+        for r in run.records(VISITS)
+    )
+
+
+def test_shangzhibo_empty_activity_list_reads_every_listed_activity_once(sandbox, tmp_path):
+    data = sz.register(sandbox, sz_data())
+    end = NOW - timedelta(days=1)
+    run = run_tap(tmp_path, sz_config(sandbox.base_url, data, end))
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = sz_records(run)
+    assert got == sz_expected(data, SZ_START, end) and max(got.values()) == 1
+    assert {r["id"] for r in run.records(ACTIVITIES)} == set(data.visits)
+    assert [c.path for c in sandbox.calls_to("/api/activity") if c.path == "/api/activity"] == [
+        "/api/activity"
+    ]
+
+
+def test_shangzhibo_second_run_reads_only_activities_that_can_have_new_visits(sandbox, tmp_path):
+    data = sz.register(sandbox, sz_data())
+    first_end = NOW - timedelta(days=1)
+    first = run_tap(tmp_path, sz_config(sandbox.base_url, data, first_end))
+    assert first.returncode == 0, first.stderr[-2000:]
+    for hours in (2, 5, 9):
+        data.add_visit("5003", first_end + timedelta(hours=hours), 4400000 + hours)
+    sandbox.reset_calls()
+    second_end = NOW - timedelta(hours=3)
+    second = run_tap(tmp_path, sz_config(sandbox.base_url, data, second_end), state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert calls_per_activity(sandbox) == Counter({"5003": 1})  # one window, one page; 5001/5002 none
+    assert sz_records(second) == sz_expected(data, first_end, second_end, {"5003"})
+
+
+def test_shangzhibo_activities_given_never_call_the_activity_list(sandbox, tmp_path):
+    data = sz.register(sandbox, sz_data())
+    end = NOW - timedelta(days=1)
+    run = run_tap(tmp_path, sz_config(sandbox.base_url, data, end, activity_ids=["5002"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [c for c in sandbox.calls if c.path == "/api/activity"] == []
+    assert run.records(ACTIVITIES) == []
+    assert set(calls_per_activity(sandbox)) == {"5002"}
+    assert sz_records(run) == sz_expected(data, SZ_START, end, {"5002"})
