@@ -108,18 +108,42 @@ class RoomListStream(LivestreamStream):
         """``ended_room_days``: how long after its end a room is still read."""
         return timedelta(days=float(self.config.get("ended_room_days", DEFAULT_ENDED_ROOM_DAYS)))
 
+    def list_rooms(self, context: Context | None) -> list[dict]:
+        """Hook: the list's rows, every page (a provider may reuse a saved list instead)."""
+        return list(self.request_records(context))
+
+    def list_note(self) -> str:
+        """Hook: what the progress line should add about the list (e.g. calls of a budget)."""
+        return ""
+
+    def staleness(self, row: dict) -> str:
+        """Sort key: rooms never read first, then the oldest bookmark (so none waits for ever)."""
+        shaped = self.shape_record(dict(row), None)  # pure for list rows: no key registry touched
+        room = self.room_context(shaped) if shaped else None
+        if room is None:
+            return ""
+        bookmarks = [
+            str(saved_partition(self.tap_state, child.name, room).get("replication_key_value") or "")
+            for child in self.child_streams
+            if isinstance(child, LivestreamStream)
+        ]
+        return min(bookmarks, default="")
+
     @override
     def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """Every page of the list; children are read as rows arrive; one line says what was read."""
+        """The whole list first (children spend nothing meanwhile), then its rooms, stalest first."""
         self.rooms_listed = self.rooms_to_read = 0
-        yield from self.request_records(context)
+        rows = self.list_rooms(context)
+        yield from sorted(rows, key=self.staleness)
         skipped = self.rooms_listed - self.rooms_to_read
+        note = self.list_note()
         self.logger.info(
             "%s",
             self._with_budget(
                 f"{self.describe_partition(context)}: {self.rooms_listed} room(s) listed with "
-                f"{self.progress.counts.calls} call(s); {self.rooms_to_read} read, {skipped} without "
-                f"new data skipped (bookmark past end + ended_room_days={self.settle.days})"
+                f"{self.progress.counts.calls} call(s){f' ({note})' if note else ''}; "
+                f"{self.rooms_to_read} read, {skipped} without new data skipped (bookmark past "
+                f"end + ended_room_days={self.config.get('ended_room_days', DEFAULT_ENDED_ROOM_DAYS)})"
             ),
         )
 

@@ -9,9 +9,11 @@ endpoint is not called.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from conftest import run_tap
+from sandbox import Sandbox
+from sandbox import mudu as mu
 from sandbox import shangzhibo as sz
 from sandbox import talkcloud as tk
 
@@ -209,3 +211,102 @@ def test_shangzhibo_activities_given_never_call_the_activity_list(sandbox, tmp_p
     assert run.records(ACTIVITIES) == []
     assert set(calls_per_activity(sandbox)) == {"5002"}
     assert sz_records(run) == sz_expected(data, SZ_START, end, {"5002"})
+
+
+# ----------------------------------------------------------------------------------- Mudu
+
+RECORDS = "mudu_user_records"
+CHANNELS = "mudu_channels"
+MUDU_DAY = {"start_date": "2026-09-20T00:00:00+08:00", "end_date": "2026-09-21T00:00:00+08:00"}
+
+
+def mudu_box():
+    box = Sandbox(now=datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
+    box.start()
+    return box
+
+
+def mudu_config(box: Sandbox, data: mu.MuduData, **mudu) -> dict:
+    return {
+        **MUDU_DAY,
+        "backoff_base_seconds": 0.01,
+        "mudu": {**mu.tap_config(data, box.base_url), "channel_ids": [], **mudu},
+    }
+
+
+def mudu_keys(run) -> Counter:
+    return Counter((r["channel_id"], r["record_id"]) for r in run.records(RECORDS))
+
+
+def mudu_expected(data: mu.MuduData, channels=None) -> Counter:
+    return Counter(
+        (c, r["record_id"])
+        for c in data.records
+        if channels is None or c in channels
+        for r in data.matching(c)
+    )
+
+
+def test_mudu_empty_channel_list_reads_every_channel_once_and_lists_once_a_day(tmp_path, private_call_ledger):
+    box = mudu_box()
+    try:
+        data = mu.register(box, mu.MuduData(channels={"7101": 150, "7102": 60, "7103": 90}))
+        first = run_tap(tmp_path, mudu_config(box, data))
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert mudu_keys(first) == mudu_expected(data) and max(mudu_keys(first).values()) == 1
+        assert {r["id"] for r in first.records(CHANNELS)} == set(data.records)
+        assert len(box.calls_to("/v1/activities")) == 1
+        # one list call and 2 + 1 + 1 pages of records, all of the same day's ten
+        assert data.calls_counted(data.token, date(2026, 11, 20)) == 5
+        assert "3 room(s) listed with 1 call(s) (the daily budget's calls)" in first.stderr
+        # Later the same day: the list kept in the state is reused, no call spent on it.
+        box.reset_calls()
+        again = run_tap(tmp_path, mudu_config(box, data), state=first.last_state)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert box.calls_to("/v1/activities") == []
+        assert "3 room(s) listed with 0 call(s) (today's channel list reused from the state)" in again.stderr
+    finally:
+        box.stop()
+
+
+def test_mudu_list_never_takes_more_than_half_the_calls_left_when_a_list_is_kept(
+    tmp_path, private_call_ledger
+):
+    box = mudu_box()
+    try:
+        channels = {str(8000 + i): 3 for i in range(95)}  # four pages of 30
+        data = mu.register(box, mu.MuduData(channels=channels, daily_quota=10))
+        first = run_tap(tmp_path, mudu_config(box, data, daily_call_limit=10))
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert len(box.calls_to("/v1/activities")) == 4  # no list kept yet: the list first
+        assert len(box.calls_to("/userRecords")) == 6  # the rest of the day's ten on channels
+        # Next day: a list is kept, so the new list may take at most half of the ten.
+        box.advance_clock(days=1)
+        state = first.last_state
+        for entry in state["bookmarks"][RECORDS]["call_ledger"].values():
+            entry["day"] = "2000-01-01"  # the tap's day is its own clock's: make both yesterday's
+        state["bookmarks"][CHANNELS]["channel_list"]["day"] = "2000-01-01"
+        private_call_ledger.unlink()
+        box.reset_calls()
+        second = run_tap(tmp_path, mudu_config(box, data, daily_call_limit=10), state=state)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert len(box.calls_to("/v1/activities")) == 4  # a complete list fits in 5
+        assert len(box.calls_to("/userRecords")) == 6
+        # Channels never read come first: day 2 reads other channels than day 1.
+        read = {c.path.split("/")[-2] for c in box.calls_to("/userRecords")}
+        day1 = {k[0] for k in mudu_keys(first)}
+        assert len(read) == 6 and not (read & day1), (read, day1)
+    finally:
+        box.stop()
+
+
+def test_mudu_channels_given_never_call_the_channel_list(tmp_path, private_call_ledger):
+    box = mudu_box()
+    try:
+        data = mu.register(box, mu.MuduData(channels={"7101": 150, "7102": 60}))
+        run = run_tap(tmp_path, mudu_config(box, data, channel_ids=["7102"]))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert box.calls_to("/v1/activities") == [] and run.records(CHANNELS) == []
+        assert mudu_keys(run) == mudu_expected(data, {"7102"})
+    finally:
+        box.stop()
