@@ -310,3 +310,16 @@ def test_mudu_channels_given_never_call_the_channel_list(tmp_path, private_call_
         assert mudu_keys(run) == mudu_expected(data, {"7102"})
     finally:
         box.stop()
+
+
+def test_connection_test_with_empty_room_lists_checks_the_lists_and_spends_no_mudu_call(
+    sandbox, tmp_path, private_call_ledger
+):
+    data = tk.register(sandbox, tk_data())
+    mudu = mu.register(sandbox, mu.MuduData(channels={"7101": 10}))
+    config = tk_config(sandbox.base_url, data, NOW - timedelta(days=1))
+    config["mudu"] = {**mu.tap_config(mudu, sandbox.base_url), "channel_ids": []}
+    run = run_tap(tmp_path, config, extra_args=["--test"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(sandbox.calls_to("/WebAPI/getroomlist")) == 1
+    assert sandbox.calls_to("/api/v1/activities") == [] and sandbox.calls_to("/userRecords") == []
