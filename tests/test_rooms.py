@@ -77,6 +77,10 @@ def test_talkcloud_empty_room_list_reads_every_listed_room_once(sandbox, tmp_pat
     assert len(sandbox.calls_to("/WebAPI/getroomlist")) == 1
     assert set(calls_per_room(sandbox)) == set(data.entries)
     assert "talkcloud_login_records of the rooms talkcloud_rooms lists" in run.stderr
+    # viewer_sessions still gets one row per entry of every listed room (a list row is no session)
+    sessions = run.records("viewer_sessions")
+    assert len(sessions) == sum(got.values())
+    assert {s["room_id"] for s in sessions} == set(data.entries)
 
 
 def test_talkcloud_second_run_reads_only_rooms_that_can_have_new_data_and_new_rooms_from_start(
