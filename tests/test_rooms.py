@@ -327,3 +327,41 @@ def test_connection_test_with_empty_room_lists_checks_the_lists_and_spends_no_mu
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(sandbox.calls_to("/WebAPI/getroomlist")) == 1
     assert sandbox.calls_to("/api/v1/activities") == [] and sandbox.calls_to("/userRecords") == []
+
+
+def test_mudu_list_longer_than_half_the_calls_left_continues_next_run_and_the_kept_list_is_used(
+    tmp_path, private_call_ledger
+):
+    box = mudu_box()
+    try:
+        channels = {str(8000 + i): 3 for i in range(95)}  # four pages of 30
+        data = mu.register(box, mu.MuduData(channels=channels, daily_quota=6))
+        config = mudu_config(box, data, daily_call_limit=6)
+
+        def next_day(state: dict) -> dict:
+            box.advance_clock(days=1)
+            for entry in state["bookmarks"][RECORDS]["call_ledger"].values():
+                entry["day"] = "2000-01-01"
+            state["bookmarks"][CHANNELS]["channel_list"]["day"] = "2000-01-01"
+            private_call_ledger.unlink()
+            box.reset_calls()
+            return state
+
+        first = run_tap(tmp_path, config)
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert len(box.calls_to("/v1/activities")) == 4 and len(box.calls_to("/userRecords")) == 2
+        second = run_tap(tmp_path, config, state=next_day(first.last_state))
+        assert second.returncode == 0, second.stderr[-2000:]
+        # half of the six calls on the list (pages 1-3), the rest on channels from the kept list
+        assert [c.query.get("p") for c in box.calls_to("/v1/activities")] == ["1", "2", "3"]
+        assert len(box.calls_to("/userRecords")) == 3
+        assert "list not finished, continued at page 4 next run" in second.stderr
+        assert "95 room(s) listed" in second.stderr
+        third = run_tap(tmp_path, config, state=next_day(second.last_state))
+        assert third.returncode == 0, third.stderr[-2000:]
+        assert [c.query.get("p") for c in box.calls_to("/v1/activities")] == ["4"]
+        assert len(box.calls_to("/userRecords")) == 5
+        read = [k[0] for run in (first, second, third) for k in mudu_keys(run)]
+        assert len(set(read)) == 10  # ten different channels over three days, none twice
+    finally:
+        box.stop()
