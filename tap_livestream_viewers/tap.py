@@ -137,7 +137,10 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "activity_ids",
             th.ArrayType(th.StringType),
-            description="Activities for shangzhibo_activity_visits (one partition each).",
+            description=(
+                "Activities for shangzhibo_activity_visits (one partition each); empty: the "
+                "activities shangzhibo_activities lists."
+            ),
         ),
         th.Property(
             "agent_id",
@@ -155,8 +158,9 @@ SETTINGS = th.PropertiesList(
             description="Rows per page (activity visits: default 100; user visits: max 1000).",
         ),
         description=(
-            "Shangzhibo (上直播). Activity visits are active with access_token and activity_ids; "
-            "user visits with access_token, agent_id and user_ids."
+            "Shangzhibo (上直播). Activity visits are active with access_token (of activity_ids, or "
+            "of the activities listed when it is empty); user visits with access_token, agent_id "
+            "and user_ids."
         ),
     ),
     _provider(
@@ -174,7 +178,10 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "channel_ids",
             th.ArrayType(th.StringType),
-            description="Channels (频道) to read (one partition each).",
+            description=(
+                "Channels (频道) to read (one partition each); empty: the channels mudu_channels "
+                "lists (its calls count against the daily limit)."
+            ),
         ),
         th.Property(
             "page_size",
@@ -200,7 +207,10 @@ SETTINGS = th.PropertiesList(
             default=False,
             description="Let --test check Mudu with one call of the day's 10 (default: Mudu is not called).",
         ),
-        description="Mudu (目睹). Its stream is active when access_token and channel_ids are set.",
+        description=(
+            "Mudu (目睹). Its streams are active when access_token is set: of channel_ids, or of "
+            "the channels listed when it is empty."
+        ),
     ),
     _provider(
         "nuoyun",
