@@ -46,6 +46,10 @@ DEVICES = ("移动端", "电脑端")  # the document's own values
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+#: "GET /v1/activities": 30 channels a page.
+CHANNELS_PER_PAGE = 30
+
+
 def hms(seconds: int) -> str:
     """``HH:MM:SS`` (hours may exceed 24)."""
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -152,6 +156,14 @@ class MuduData:
             rows.append({key: value for key, value in row.items() if not key.startswith("_")})
         return rows
 
+    def channel_list(self) -> list[dict]:
+        """``/v1/activities`` rows, one per channel with records (created a day before its event)."""
+        created = (self.event_start - timedelta(days=1)).strftime(TIME_FORMAT)
+        return [
+            {"id": int(c) if c.isdigit() else c, "name": f"频道 {c}", "create_at": created, "live_status": 0}
+            for c in self.records
+        ]
+
     def calls_counted(self, token: str, day: date) -> int:
         """Calls charged to ``token`` on the China-time ``day``."""
         return self.usage.get((token, day), 0)
@@ -172,7 +184,8 @@ def register(sandbox: Sandbox, data: MuduData | None = None) -> MuduData:
     data = data or MuduData()
     sandbox.providers["mudu"] = data
 
-    def user_records(request: Request) -> Response:
+    def charge(request: Request) -> Response | None:
+        """Check the token, then spend one call of the day's quota (or answer the limit)."""
         if request.bearer_token() != data.token:
             return _error(401, "ACCESS TOKEN 无效")
         now = sandbox.now().astimezone(CHINA)
@@ -186,6 +199,25 @@ def register(sandbox: Sandbox, data: MuduData | None = None) -> MuduData:
                 {"Retry-After": str(wait)},
             )
         data.usage[key] = data.usage.get(key, 0) + 1
+        return None
+
+    def channel_list(request: Request) -> Response:
+        """``GET /v1/activities``: the channels behind the records, 30 a page, ``{"activities": [...]}``."""
+        refused = charge(request)
+        if refused is not None:
+            return refused
+        try:
+            page = int(request.query.get("p", 1))
+        except ValueError:
+            return _error(400, "p 应为整数")
+        rows = data.channel_list()
+        items = rows[(page - 1) * CHANNELS_PER_PAGE : page * CHANNELS_PER_PAGE]
+        return Response(200, {"activities": items}, rows=len(items))
+
+    def user_records(request: Request) -> Response:
+        refused = charge(request)
+        if refused is not None:
+            return refused
 
         channel_id = request.params["channel_id"]
         if channel_id not in data.records:
@@ -214,6 +246,7 @@ def register(sandbox: Sandbox, data: MuduData | None = None) -> MuduData:
         return Response(200, rows[(page - 1) * per_page : page * per_page])
 
     sandbox.route("POST", PATH, user_records)
+    sandbox.route("GET", "/api/v1/activities", channel_list)
     return data
 
 

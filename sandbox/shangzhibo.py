@@ -50,6 +50,8 @@ class ShangzhiboData:
     serve_page_size: int | None = None
     #: How ``startedAt``/``endedAt`` are read: ``[)`` (default), ``[]``, ``(]`` or ``()``.
     bounds: str = "[)"
+    #: activity id -> (startedAt, endedAt) the activity list says; default: the span of its visits.
+    activity_times: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     visits: dict[str, list[dict]] = field(default_factory=dict, init=False)
     user_visits: dict[int, list[dict]] = field(default_factory=dict, init=False)
     _visit_times: dict[str, tuple] = field(default_factory=dict, init=False, repr=False)
@@ -149,6 +151,27 @@ class ShangzhiboData:
                 }
             )
         rows.sort(key=lambda row: row["visitAt"])
+        return rows
+
+    def activity_list(self) -> list[dict]:
+        """``GET /api/activity`` items, consistent with the visits (an activity spans its visits)."""
+        rows = []
+        for activity_id, visits in self.visits.items():
+            times = [parse_z(v["visitAt"]) for v in visits if _readable(v.get("visitAt"))]
+            default = (min(times), max(times)) if times else (self.period_start, self.period_end)
+            started, ended = self.activity_times.get(activity_id, default)
+            rows.append(
+                {
+                    "id": activity_id,
+                    "name": f"活动 {activity_id}",
+                    "status": "enabled",
+                    "isArchived": False,
+                    "startedAt": iso_z(started),
+                    "endedAt": iso_z(ended),
+                    "createdAt": iso_z(started - timedelta(days=2)),
+                    "updatedAt": iso_z(ended),
+                }
+            )
         return rows
 
     def visits_between(self, activity_id: str, started: datetime, ended: datetime) -> list[dict]:
@@ -273,6 +296,23 @@ def register(sandbox: Sandbox, data: ShangzhiboData | None = None) -> Shangzhibo
             rows=len(items),
         )
 
+    def activity_list(request: Request) -> Response:
+        """``GET /api/activity``: the activities behind the visits, ``{pager, items}``."""
+        if not authorised(request):
+            return _error(401, "Unauthorized: invalid access token")
+        args = _page_args(request, 10, 100)
+        if isinstance(args, Response):
+            return args
+        page, size = args
+        rows = data.activity_list()
+        items = rows[(page - 1) * size : page * size]
+        return Response(
+            200,
+            {"pager": {"page": page, "pageSize": size, "total": len(rows)}, "items": items},
+            rows=len(items),
+        )
+
+    sandbox.route("GET", "/api/activity", activity_list)
     sandbox.route("GET", "/api/activity/{id}/stats/user-visits", activity_visits)
     sandbox.route("GET", "/api/v3/agent/{agent}/user/{user}/stats/visits", user_visits)
     return data

@@ -74,6 +74,8 @@ class TalkcloudData:
     untidy: bool = True
     #: How ``starttime``/``endtime`` are read: ``[]`` (default, like SQL BETWEEN), ``[)``, ``(]``, ``()``.
     bounds: str = "[]"
+    #: serial -> (starttime, endtime) unix seconds the room list says; default: the span of its entries.
+    room_times: dict[str, tuple[int, int]] = field(default_factory=dict)
     entries: dict[str, list[dict]] = field(default_factory=dict, init=False)
     stage: dict[str, list[dict]] = field(default_factory=dict, init=False)
 
@@ -169,6 +171,26 @@ class TalkcloudData:
         first, last = ranges.inclusive_seconds(start, end, ranges.check(self.bounds))
         return [r for r in self.stage.get(serial, []) if _selected(r, first, last)]
 
+    def room_list(self) -> list[dict]:
+        """``getroomlist`` rows, consistent with the entries: a room spans its entries by default."""
+        third_of = {serial: third for third, serial in self.thirdroomids.items()}
+        rooms = []
+        for serial, rows in self.entries.items():
+            stamps = [r["entertimestamp"] for r in rows if isinstance(r.get("entertimestamp"), int)]
+            outs = [r["outtimestamp"] for r in rows if isinstance(r.get("outtimestamp"), int)]
+            default = (min(stamps), max(outs)) if stamps and outs else (0, 0)
+            start, end = self.room_times.get(serial, default)
+            rooms.append(
+                {
+                    "serial": serial,
+                    "roomname": f"课堂 {serial}",
+                    "starttime": start,
+                    "endtime": end,
+                    "thirdroomid": third_of.get(serial, ""),
+                }
+            )
+        return rooms
+
 
 def _selected(row: dict, first: int, last: int) -> bool:
     stamp = row.get("entertimestamp")
@@ -254,7 +276,27 @@ def register(sandbox: Sandbox, data: TalkcloudData | None = None) -> TalkcloudDa
             return Response(200, _encode_untidy(body), rows=len(page_rows))
         return Response(200, body, rows=len(page_rows))
 
+    def room_list(request: Request) -> Response:
+        """``getroomlist`` (all rooms) and ``getroombytime`` (rooms overlapping starttime..endtime)."""
+        form = request.form()
+        if not form.get("key"):
+            return _result(4001, "企业key不能为空")
+        if form["key"] != data.key:
+            return _result(4109, "企业key错误")
+        rooms = data.room_list()
+        if request.path.endswith("getroombytime"):
+            try:
+                start, end = int(form["starttime"]), int(form["endtime"])
+            except (KeyError, ValueError):
+                return _result(4004, "时间参数格式错误")
+            rooms = [r for r in rooms if r["starttime"] <= end and r["endtime"] >= start]
+        if not rooms:
+            return _result(4105, "暂无数据")
+        return Response(200, {"result": 0, "roomlist": rooms}, rows=len(rooms))
+
     sandbox.route("POST", PATH, login_info)
+    sandbox.route("POST", "/WebAPI/getroomlist", room_list)
+    sandbox.route("POST", "/WebAPI/getroombytime", room_list)
     return data
 
 

@@ -232,12 +232,13 @@ def activation(
         settings: Mapping[str, t.Any] = given if isinstance(given, Mapping) else {}
         credentials = [n for n in _credential_names(prop) if _is_set(settings.get(n))]
         ids = [n for n in _id_names(prop) if _is_set(settings.get(n))]
-        result.streams[key] = [s.name for s in stream_types]
+        result.streams[key] = [_stream_label(s) for s in stream_types]
         if stream_types:
             unset = [n for n in _id_names(prop) if n not in ids]
             possible = module.active_stream_types({**config, key: {**settings, **_placeholders(prop, unset)}})
+            running = {s.name for s in stream_types}
             for stream_type in possible:
-                if stream_type not in stream_types:
+                if stream_type.name not in running:
                     result.idle[stream_type.name] = f"{'/'.join(unset)} not set"
             continue
         if not credentials and not ids:
@@ -256,6 +257,12 @@ def activation(
                 f"{key}: credentials set but nothing to read; set {key}.{missing.replace('/', ' or ')}"
             )
     return result
+
+
+def _stream_label(stream_type: t.Any) -> str:
+    """A stream's name; a child of a room list says so (its rooms come from the list, not ids)."""
+    parent = getattr(stream_type, "parent_stream_type", None)
+    return f"{stream_type.name} of the rooms {parent.name} lists" if parent else stream_type.name
 
 
 def _provider_key(module: ModuleType) -> str:

@@ -115,6 +115,16 @@ SETTINGS = th.PropertiesList(
             "the 'postgres' extra). Default: a file shared by every process of the user on this machine."
         ),
     ),
+    th.Property(
+        "ended_room_days",
+        SECONDS,
+        default=7,
+        description=(
+            "Rooms found from a provider's room list (its id list empty): a room is read again only "
+            "while its viewer bookmark is within this many days of the room's end (late rows, "
+            "replays); older rooms cost no call. A room never read is read from start_date."
+        ),
+    ),
     _provider(
         "shangzhibo",
         th.Property("access_token", th.StringType, secret=True, description="Bearer token."),
@@ -127,7 +137,10 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "activity_ids",
             th.ArrayType(th.StringType),
-            description="Activities for shangzhibo_activity_visits (one partition each).",
+            description=(
+                "Activities for shangzhibo_activity_visits (one partition each); empty: the "
+                "activities shangzhibo_activities lists."
+            ),
         ),
         th.Property(
             "agent_id",
@@ -145,8 +158,9 @@ SETTINGS = th.PropertiesList(
             description="Rows per page (activity visits: default 100; user visits: max 1000).",
         ),
         description=(
-            "Shangzhibo (上直播). Activity visits are active with access_token and activity_ids; "
-            "user visits with access_token, agent_id and user_ids."
+            "Shangzhibo (上直播). Activity visits are active with access_token (of activity_ids, or "
+            "of the activities listed when it is empty); user visits with access_token, agent_id "
+            "and user_ids."
         ),
     ),
     _provider(
@@ -164,7 +178,10 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "channel_ids",
             th.ArrayType(th.StringType),
-            description="Channels (频道) to read (one partition each).",
+            description=(
+                "Channels (频道) to read (one partition each); empty: the channels mudu_channels "
+                "lists (its calls count against the daily limit)."
+            ),
         ),
         th.Property(
             "page_size",
@@ -190,7 +207,10 @@ SETTINGS = th.PropertiesList(
             default=False,
             description="Let --test check Mudu with one call of the day's 10 (default: Mudu is not called).",
         ),
-        description="Mudu (目睹). Its stream is active when access_token and channel_ids are set.",
+        description=(
+            "Mudu (目睹). Its streams are active when access_token is set: of channel_ids, or of "
+            "the channels listed when it is empty."
+        ),
     ),
     _provider(
         "nuoyun",
@@ -243,14 +263,17 @@ SETTINGS = th.PropertiesList(
         th.Property(
             "serials",
             th.ArrayType(th.StringType),
-            description="Room numbers (one partition each).",
+            description="Room numbers (one partition each); empty: the rooms talkcloud_rooms lists.",
         ),
         th.Property(
             "thirdroomids",
             th.ArrayType(th.StringType),
             description="Custom room numbers (one partition each).",
         ),
-        description="Talk-cloud (拓课云). Its streams are active when key and a room are set.",
+        description=(
+            "Talk-cloud (拓课云). Its streams are active when key is set: of the rooms given, or of "
+            "every room the list endpoint returns when serials and thirdroomids are empty."
+        ),
     ),
 )
 
@@ -309,9 +332,11 @@ class TapLivestreamViewers(Tap):
     def require_something_to_run(self) -> None:
         """A run that would extract nothing fails with one line saying what to set."""
         if self.activation().runs_nothing:
-            example = "mudu.access_token and mudu.channel_ids"
-            others = "or the same for shangzhibo, nuoyun, talkcloud; see `tap-livestream-viewers --about`"
-            problem = "nothing to extract: no provider has both credentials and ids"
+            example = "mudu.access_token (its channels are then listed; or give mudu.channel_ids)"
+            others = (
+                "or the credentials of shangzhibo, nuoyun, talkcloud; see `tap-livestream-viewers --about`"
+            )
+            problem = "nothing to extract: no provider has credentials"
             raise settings.SettingsInvalid([f"{problem}; set e.g. {example} ({others})"])
 
     # ------------------------------------------------------------------- streams

@@ -22,6 +22,7 @@ from conftest import ROOT, TAP, run_tap
 from sandbox import Sandbox
 from sandbox import mudu as mudu_sandbox
 from sandbox import shangzhibo as szb
+from sandbox import talkcloud as talkcloud_sandbox
 from sandbox.__main__ import build, tap_settings
 
 START, END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
@@ -168,7 +169,8 @@ def test_startup_line_names_the_streams_that_run_and_why_the_others_do_not(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
     config = two_providers(sandbox)
-    config["talkcloud"] = {"key": "k" * 12}
+    rooms = talkcloud_sandbox.register(sandbox, talkcloud_sandbox.TalkcloudData(rooms={}, thirdroomids={}))
+    config["talkcloud"] = {"key": rooms.key, "base_url": sandbox.base_url}  # no room: the list is read
     config["shangzhibo"].pop("agent_id")
     config["shangzhibo"].pop("user_ids")
     run = run_tap(tmp_path, config)
@@ -177,9 +179,9 @@ def test_startup_line_names_the_streams_that_run_and_why_the_others_do_not(
     assert "| INFO" in line
     assert "shangzhibo (shangzhibo_activity_visits)" in line and "mudu (mudu_user_records)" in line
     assert "nuoyun: not configured" in line
-    assert "talkcloud: key set but no serials/thirdroomids" in line
+    assert "talkcloud (talkcloud_rooms, talkcloud_login_records of the rooms talkcloud_rooms lists)" in line
     assert "shangzhibo_user_visits: agent_id/user_ids not set" in line  # activity ids alone
-    assert "k" * 12 not in run.stderr
+    assert rooms.key not in run.stderr
 
 
 def test_ids_without_credentials_warn_that_the_provider_is_not_read(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -212,10 +214,11 @@ def test_unknown_keys_warn_with_the_nearest_setting(tmp_path: Path, sandbox: San
     "config",
     [
         {"start_date": START},
-        {"start_date": START, "mudu": {"access_token": "t" * 10, "channel_ids": []}},
+        # Empty ids are no longer "nothing": the provider's room list is read (issue 12).
+        {"start_date": START, "mudu": {"access_token": "", "channel_ids": ["1"]}},
         {"start_date": START, "mudo": {"access_token": "t" * 10, "channel_ids": ["1"]}},
     ],
-    ids=["only_start_date", "empty_ids", "typo_in_provider_key"],
+    ids=["only_start_date", "ids_without_credentials", "typo_in_provider_key"],
 )
 def test_config_that_runs_nothing_fails_with_one_line_but_discover_and_about_work(
     tmp_path: Path, config: dict

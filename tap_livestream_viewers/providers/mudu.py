@@ -53,6 +53,7 @@ from tap_livestream_viewers.client import (
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard, DailyCallBudget
 from tap_livestream_viewers.providers import sessions
+from tap_livestream_viewers.rooms import ROOM_PROPERTIES, RoomListStream, moment, rfc3339_or_none
 from tap_livestream_viewers.timeutil import hms_to_seconds, local_to_rfc3339, parse_datetime, to_local_text
 
 if t.TYPE_CHECKING:
@@ -72,11 +73,14 @@ _LIMIT_WORDS = re.compile(
 
 
 def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
-    """The stream is active when ``mudu.access_token`` is set and ``channel_ids`` is not empty."""
+    """User records when ``mudu.access_token`` is set: of ``channel_ids``, or, when it is empty,
+    of the channels ``mudu_channels`` lists (its calls spend the same daily budget)."""
     settings = config.get("mudu") or {}
-    if settings.get("access_token") and settings.get("channel_ids"):
+    if not settings.get("access_token"):
+        return []
+    if settings.get("channel_ids"):
         return [MuduUserRecordsStream]
-    return []
+    return [MuduChannelsStream, MuduUserRecordsOfChannelsStream]
 
 
 def session_of_record(stream: LivestreamStream, record: dict, context: Context | None) -> list[dict]:
@@ -117,7 +121,7 @@ class _SpendAndSave(CallGuard):
     counted. A store that cannot be reached sends no call: the partition fails with one line.
     """
 
-    def __init__(self, stream: MuduUserRecordsStream) -> None:
+    def __init__(self, stream: MuduUserRecordsStream | MuduChannelsStream) -> None:
         self._stream = stream
 
     def before_call(self) -> None:
@@ -128,6 +132,39 @@ class _SpendAndSave(CallGuard):
                 self._stream.describe(self._stream._context, error.problem, error.action)
             ) from None
         self._stream.emit_state()
+
+
+def is_limit_answer(stream: LivestreamStream, response: requests.Response, is_page: bool) -> bool:
+    """Whether the provider says the daily call limit is reached (the document shows no such answer).
+
+    A 429 that asks to wait only briefly (``Retry-After`` of at most a minute, in seconds or
+    as an HTTP date) is a hiccup and is retried, whatever its page says; any other 429, and
+    any other answer that is not a page and whose message speaks of a call limit (上限, 调用次数,
+    quota, rate limit ...), is the daily limit.
+    """
+    status = response.status_code
+    if 200 <= status < 300 and is_page:
+        return False
+    if status in (401, 404) or status >= 500:
+        return False
+    wait = retry_after_seconds(response)
+    if status == 429 and wait is not None and wait <= SHORT_RETRY_AFTER_S:
+        return False  # asked to wait briefly: a hiccup (retried), whatever the page says
+    if _LIMIT_WORDS.search(stream.provider_message(response)):
+        return True
+    return status == 429
+
+
+def limit_reached(budget: DailyCallBudget, stream: LivestreamStream, response: requests.Response) -> None:
+    """The provider says the day's calls are spent: believe it, and stop cleanly for today."""
+    made = budget.calls_today
+    budget.mark_exhausted()
+    raise CallBudgetExhausted(
+        made,
+        budget.limit,
+        budget.resets_at,
+        provider_said=f"HTTP {response.status_code}: {stream.provider_message(response)}",
+    )
 
 
 class MuduUserRecordsStream(LivestreamStream):
@@ -300,14 +337,7 @@ class MuduUserRecordsStream(LivestreamStream):
     def validate_response(self, response: requests.Response) -> None:
         """A "limit reached" answer ends today's run cleanly; the rest is the base's mapping."""
         if self._is_limit_answer(response):
-            made = self.budget.calls_today
-            self.budget.mark_exhausted()
-            raise CallBudgetExhausted(
-                made,
-                self.budget.limit,
-                self.budget.resets_at,
-                provider_said=f"HTTP {response.status_code}: {self.provider_message(response)}",
-            )
+            limit_reached(self.budget, self, response)
         super().validate_response(response)
 
     def check_provider_status(self, response: requests.Response) -> None:
@@ -324,24 +354,7 @@ class MuduUserRecordsStream(LivestreamStream):
         )
 
     def _is_limit_answer(self, response: requests.Response) -> bool:
-        """Whether the provider says the daily call limit is reached (the document shows no such answer).
-
-        A 429 that asks to wait only briefly (``Retry-After`` of at most a minute, in seconds or
-        as an HTTP date) is a hiccup and is retried, whatever its page says; any other 429, and
-        any other non-list answer whose message speaks of a call limit (上限, 调用次数, quota,
-        rate limit ...), is the daily limit.
-        """
-        status = response.status_code
-        if 200 <= status < 300 and isinstance(self.decode(response), list):
-            return False
-        if status in (401, 404) or status >= 500:
-            return False
-        wait = retry_after_seconds(response)
-        if status == 429 and wait is not None and wait <= SHORT_RETRY_AFTER_S:
-            return False  # asked to wait briefly: a hiccup (retried), whatever the page says
-        if _LIMIT_WORDS.search(self.provider_message(response)):
-            return True
-        return status == 429
+        return is_limit_answer(self, response, isinstance(self.decode(response), list))
 
     # ---------------------------------------------------------------------- records
 
@@ -379,3 +392,168 @@ class MuduUserRecordsStream(LivestreamStream):
         except (TypeError, ValueError):
             self.bad_value(field, value, f"{field} as sent, {seconds_field} null")
             return None
+
+
+# ------------------------------------------------------------------------ channel list
+
+#: "GET /v1/activities": 30 channels a page (Mudu's public API page 获取频道列表).
+CHANNELS_PER_PAGE = 30
+
+
+class MuduChannelsStream(RoomListStream):
+    """Every channel of the account (``GET /v1/activities``, page ``p``, 30 a page).
+
+    Its calls spend the same daily budget as the user records (one ledger), so the list is read
+    only when ``channel_ids`` is empty, at most once a day (the day's list is kept in this
+    stream's state and reused), and, when an older list is kept, with at most half of the calls
+    left today; a list not finished continues at its next page in the next run, and the older
+    list is used meanwhile. The answer is ``{"activities": [...]}`` (a bare array is read too).
+    The documented rows carry no end time, so every listed channel can have new data and is
+    read, channels never read or read longest ago first, while the budget lasts.
+    """
+
+    name = "mudu_channels"
+    provider_key = "mudu"
+    provider_name = "Mudu"
+    path = "/v1/activities"
+    default_page_size = CHANNELS_PER_PAGE
+    max_page_size = CHANNELS_PER_PAGE
+    credential_hint = MuduUserRecordsStream.credential_hint
+    schema = th.PropertiesList(
+        *ROOM_PROPERTIES,
+        th.Property("live_status", th.StringType, description="live_status, as sent."),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._asked_page = 1
+        self._allowance = 0
+        self._stopped_page: int | None = None
+        self._note = ""
+
+    @property
+    def budget(self) -> DailyCallBudget:
+        """The user records' budget: one ledger for every Mudu call of the day."""
+        for child in self.child_streams:
+            if isinstance(child, MuduUserRecordsStream):
+                return child.budget
+        raise ProviderAPIError(self.describe(None, "no user records stream to share a budget", "report it"))
+
+    @property
+    @override
+    def authenticator(self) -> BearerTokenAuthenticator:
+        return BearerTokenAuthenticator(token=self.provider_config["access_token"])
+
+    @property
+    def call_guards(self) -> list[CallGuard]:
+        return [_SpendAndSave(self)]
+
+    def connection_test_skip_reason(self) -> str | None:
+        """Like the user records: ``--test`` spends no Mudu call unless ``mudu.check_in_test``."""
+        return None if self.provider_config.get("check_in_test") else "not checked: each call counts"
+
+    def calls_left_note(self) -> str:
+        return f"{self.budget.remaining} of {self.budget.limit} Mudu calls left today"
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        self._asked_page = int(next_page_token or 1)
+        return {"p": self._asked_page}
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        rows = body.get("activities") if isinstance(body, dict) else body
+        return [row for row in rows or [] if isinstance(row, dict)] if isinstance(rows, list) else []
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        yield from self.rows_of(self.decode(response))
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        body = self.decode(response) if 200 <= response.status_code < 300 else None
+        is_page = isinstance(body, list) or (
+            isinstance(body, dict) and isinstance(body.get("activities"), list)
+        )
+        if is_limit_answer(self, response, is_page):
+            limit_reached(self.budget, self, response)
+        super().validate_response(response)
+        if not is_page:  # not retried: a retry spends a call of the day's ten
+            raise ProviderAPIError(
+                self.describe(
+                    self._context,
+                    f"channel list without an activities list: {self.provider_message(response)}",
+                    "check mudu.base_url, or set mudu.channel_ids to read channels without the list",
+                )
+            )
+
+    def has_more_pages(self, response: requests.Response, page: int) -> bool:
+        """A full page of 30 may have a next one; stop at this run's share of the budget."""
+        more = len(self.rows_of(self.decode(response))) >= CHANNELS_PER_PAGE
+        if more and self.progress.counts.calls >= self._allowance:
+            self._stopped_page = page + 1
+            return False
+        return more
+
+    def list_rooms(self, context: Context | None) -> list[dict]:
+        """Today's kept list, or the list read (or continued) within this run's share of calls."""
+        saved = self.stream_state.setdefault("channel_list", {})
+        today = self.now().astimezone(self.tz).date().isoformat()
+        previous = [row for row in saved.get("rows") or [] if isinstance(row, dict)]
+        if saved.get("day") == today and not saved.get("next_page"):
+            self._note = "today's channel list reused from the state"
+            return previous
+        next_page = int(saved.get("next_page") or 1)
+        partial = list(saved.get("partial") or []) if next_page > 1 else []
+        self._allowance = self.budget.remaining // 2 if previous else self.budget.remaining
+        self._stopped_page = None
+        fresh: list[dict] = []
+        if self._allowance > 0:
+            self._first_page = next_page
+            try:
+                fresh.extend(self.request_records(context))
+            except CallBudgetExhausted:
+                self._stopped_page = self._asked_page
+        else:
+            self._stopped_page = next_page
+        got = partial + fresh
+        if self._stopped_page is None:
+            saved.update(day=today, rows=got, partial=[], next_page=None)
+            self._note = "the daily budget's calls"
+            rows = got
+        else:
+            saved.update(partial=got, next_page=self._stopped_page)
+            self._note = (
+                f"the daily budget's calls; list not finished, continued at page {self._stopped_page} "
+                "next run, the last complete list used meanwhile"
+            )
+            known = {str(row.get("id")) for row in got}
+            rows = got + [row for row in previous if str(row.get("id")) not in known]
+        self.emit_state()
+        return rows
+
+    def list_note(self) -> str:
+        return self._note
+
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
+        """``id``/``name``/``create_at``/``live_status``; start and end times when a version sends them."""
+        if row.get("id") in (None, ""):
+            return None
+        status = row.get("live_status")
+        return {
+            "id": str(row["id"]),
+            "name": None if row.get("name") is None else str(row["name"]),
+            "status": None if status is None else str(status),
+            "live_status": None if status is None else str(status),
+            "created_at": rfc3339_or_none(moment(row.get("create_at") or row.get("created_at"), self.tz)),
+            "start_at": rfc3339_or_none(moment(row.get("start_time") or row.get("live_start_time"), self.tz)),
+            "end_at": rfc3339_or_none(moment(row.get("end_time") or row.get("live_end_time"), self.tz)),
+        }
+
+    def room_context(self, record: dict) -> dict | None:
+        return {"channel_id": record["id"]}
+
+
+class MuduUserRecordsOfChannelsStream(MuduUserRecordsStream):
+    """``mudu_user_records`` of the channels ``mudu_channels`` lists (``channel_ids`` empty)."""
+
+    parent_stream_type = MuduChannelsStream

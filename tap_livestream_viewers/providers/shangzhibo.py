@@ -34,6 +34,7 @@ from typing_extensions import override
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.providers import sessions
+from tap_livestream_viewers.rooms import ROOM_PROPERTIES, RoomListStream, moment, rfc3339_or_none
 from tap_livestream_viewers.timeutil import (
     UTC,
     epoch_to_datetime,
@@ -49,13 +50,16 @@ if t.TYPE_CHECKING:
 
 
 def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
-    """Activity visits need ``activity_ids``; user visits need ``agent_id`` and ``user_ids``."""
+    """Activity visits of ``activity_ids`` (empty: of the activities listed); user visits need
+    ``agent_id`` and ``user_ids``."""
     settings = config.get("shangzhibo") or {}
     if not settings.get("access_token"):
         return []
     streams: list[type[LivestreamStream]] = []
     if settings.get("activity_ids"):
         streams.append(ShangzhiboActivityVisitsStream)
+    else:  # no activity given: the activities the list endpoint returns
+        streams += [ShangzhiboActivitiesStream, ShangzhiboActivityVisitsOfRoomsStream]
     if settings.get("agent_id") is not None and settings.get("user_ids"):
         streams.append(ShangzhiboUserVisitsStream)
     return streams
@@ -467,3 +471,64 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
             str(row.get("activityId") or ""), row.get("userId"), None, row["visitAt"] or ""
         )
         return row
+
+
+# ------------------------------------------------------------------------ activity list
+
+
+class ShangzhiboActivitiesStream(RoomListStream, _ShangzhiboStream):
+    """Every activity of the account (``GET /api/activity``, Shangzhibo's public API list).
+
+    Bearer token, ``page``/``pageSize``, ``{pager: {page, pageSize, total}, items: [...]}``,
+    paged like the visits (``pager.total`` and the echoed ``pager.pageSize``). No ``status`` or
+    ``isArchived`` filter is sent: every activity is listed, and whether one is read again is
+    decided by its ``endedAt``/``updatedAt`` against the visits' bookmark.
+    """
+
+    name = "shangzhibo_activities"
+    path = "/api/activity"
+    default_page_size = 100
+    max_page_size = 100
+    identity_fields = ()
+    content_key_field = ""
+    schema = th.PropertiesList(
+        *ROOM_PROPERTIES,
+        th.Property("updated_at", th.DateTimeType, description="Last update (UTC), as sent."),
+        th.Property("is_archived", th.BooleanType, description="isArchived, as sent."),
+    ).to_dict()
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict[str, t.Any]:
+        return {"page": next_page_token or 1, "pageSize": self._page_size_in_use}
+
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
+        """The common room fields from ``id``/``name``/``status``/``createdAt``/``startedAt``/``endedAt``."""
+        if row.get("id") in (None, ""):
+            return None
+        archived = row.get("isArchived")
+        return {
+            "id": str(row["id"]),
+            "name": None if row.get("name") is None else str(row["name"]),
+            "status": None if row.get("status") is None else str(row["status"]),
+            "created_at": rfc3339_or_none(moment(row.get("createdAt"), UTC)),
+            "start_at": rfc3339_or_none(moment(row.get("startedAt"), UTC)),
+            "end_at": rfc3339_or_none(moment(row.get("endedAt"), UTC)),
+            "updated_at": rfc3339_or_none(moment(row.get("updatedAt"), UTC)),
+            "is_archived": archived if isinstance(archived, bool) else None,
+        }
+
+    def last_activity(self, record: dict) -> datetime | None:
+        """The later of ``endedAt`` and ``updatedAt``; no ``endedAt``: open-ended (always read)."""
+        end = moment(record.get("end_at"), UTC)
+        updated = moment(record.get("updated_at"), UTC)
+        return None if end is None else max(end, updated or end)
+
+    def room_context(self, record: dict) -> dict | None:
+        """A listed activity is read by its id, like a configured one."""
+        return {"activity_id": record["id"]}
+
+
+class ShangzhiboActivityVisitsOfRoomsStream(ShangzhiboActivityVisitsStream):
+    """``shangzhibo_activity_visits`` of the activities ``shangzhibo_activities`` lists."""
+
+    parent_stream_type = ShangzhiboActivitiesStream

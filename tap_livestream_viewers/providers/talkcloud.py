@@ -61,6 +61,7 @@ from tap_livestream_viewers.client import (
 )
 from tap_livestream_viewers.derived import Derive, DerivedStream
 from tap_livestream_viewers.providers import sessions
+from tap_livestream_viewers.rooms import ROOM_PROPERTIES, RoomListStream, moment, rfc3339_or_none
 from tap_livestream_viewers.timeutil import UTC, floor_to_second, parse_datetime, to_rfc3339, unix_to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -119,12 +120,13 @@ _TIMESTAMP_FIELDS = ("entertimestamp", "outtimestamp", "starttimestamp", "endtim
 
 
 def active_stream_types(config: t.Mapping[str, t.Any]) -> list[type[LivestreamStream]]:
-    """Login records (stage users derive from them), when ``talkcloud.key`` and a room are set."""
+    """Login records (stage users derive from them) when ``talkcloud.key`` is set: of the rooms
+    configured, or, with no room configured, of the rooms ``talkcloud_rooms`` lists."""
     settings = config.get("talkcloud") or {}
     if not settings.get("key"):
         return []
     if not (settings.get("serials") or settings.get("thirdroomids")):
-        return []
+        return [TalkcloudRoomsStream, TalkcloudLoginRecordsOfRoomsStream]
     return [TalkcloudLoginRecordsStream]
 
 
@@ -574,3 +576,100 @@ class TalkcloudLoginRecordsStream(_TalkcloudStream):
         """This page's ``logininfo`` (stage users are derived from the same page)."""
         body = self.decode(response)
         yield from body.get("logininfo") or []
+
+
+# ------------------------------------------------------------------------ room list
+
+
+class TalkcloudRoomsStream(RoomListStream):
+    """Every room of the company (``POST /WebAPI/getroomlist``, Talk-cloud's public WebAPI list).
+
+    The list answers ``{result, roomlist: [{serial, roomname, starttime, endtime, thirdroomid}]}``
+    in one call (no paging is documented); ``starttime``/``endtime`` are read as unix seconds,
+    milliseconds or date-time text, whichever comes. ``result`` 4105 (no data) is an empty list.
+    """
+
+    name = "talkcloud_rooms"
+    provider_key = "talkcloud"
+    provider_name = "Talk-cloud"
+    credential_hint = _TalkcloudStream.credential_hint
+    path = "/WebAPI/getroomlist"
+    http_method = "POST"
+    payload_as_json = False
+    schema = th.PropertiesList(
+        *ROOM_PROPERTIES,
+        th.Property("serial", th.StringType, description="Room number (房间号)."),
+        th.Property("thirdroomid", th.StringType, description="Custom room number, when set."),
+    ).to_dict()
+
+    @override
+    def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict:
+        """The key in the form body, never in the URL."""
+        return {"key": self.provider_config["key"]}
+
+    @override
+    def get_new_paginator(self) -> ProgressPaginator:
+        return ProgressPaginator(self, 1)
+
+    def has_more_pages(self, response: requests.Response, page: int) -> bool:
+        """One call: the list is not paged."""
+        return False
+
+    def rows_of(self, body: t.Any) -> list[dict]:
+        rows = body.get("roomlist") if isinstance(body, dict) else None
+        return [row for row in rows or [] if isinstance(row, dict)]
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        yield from self.rows_of(self.decode(response))
+
+    def check_provider_status(self, response: requests.Response) -> None:
+        """``result`` 0 with a ``roomlist``; 4105 is an empty list; a key code or another fails."""
+        body = self.decode(response)
+        code = int_or_none(body.get("result")) if isinstance(body, dict) else None
+        if code == NO_DATA:
+            return
+        if code == 0:
+            if not isinstance(body.get("roomlist"), list):
+                raise self.malformed(response, "result 0 without a roomlist list")
+            return
+        said = f" ({words})" if (words := self.provider_words(body)) else ""
+        hint = (
+            self.credential_hint
+            if code in KEY_CODES
+            else "set talkcloud.serials or talkcloud.thirdroomids to read rooms without the list"
+        )
+        raise ProviderAPIError(self.describe(self._context, f"room list: result {code}{said}", hint))
+
+    def shape_record(self, row: dict, context: Context | None) -> dict | None:
+        """The common room fields from ``serial``/``roomname``/``starttime``/``endtime``."""
+        serial = row.get("serial") or row.get("seria")
+        if serial in (None, ""):
+            return None
+        start = moment(row.get("starttime"), self.tz)
+        end = moment(row.get("endtime"), self.tz)
+        third = row.get("thirdroomid")
+        return {
+            "id": str(serial),
+            "serial": str(serial),
+            "name": _text(row.get("roomname") if "roomname" in row else row.get("name")),
+            "status": _text(row.get("status") if "status" in row else row.get("roomstate")),
+            "created_at": rfc3339_or_none(moment(row.get("createtime"), self.tz)),
+            "start_at": rfc3339_or_none(start),
+            "end_at": rfc3339_or_none(end),
+            "thirdroomid": _text(third) or None,
+        }
+
+    def room_context(self, record: dict) -> dict | None:
+        """A listed room is read by its ``serial``, like a configured one."""
+        return {"serial": record["id"]}
+
+
+def _text(value: t.Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class TalkcloudLoginRecordsOfRoomsStream(TalkcloudLoginRecordsStream):
+    """``talkcloud_login_records`` of the rooms ``talkcloud_rooms`` lists (no room configured)."""
+
+    parent_stream_type = TalkcloudRoomsStream
