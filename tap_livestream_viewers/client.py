@@ -783,28 +783,26 @@ class LivestreamStream(RESTStream[int]):
         asked = self._page_size_in_use
         if facts.page_size is None and facts.rows > (self._learned_page_size or asked):
             # More rows than asked: the provider pages by its own size; page numbers follow it.
-            self._learned_page_size = facts.rows
-            self.logger.info(
-                "%s returns %d rows per page although %d were asked; paging by %d",
-                self.provider_name,
-                facts.rows,
-                asked,
-                facts.rows,
-            )
+            self.learn_page_size(facts.rows, asked)
         size = facts.page_size or self._learned_page_size or asked
         if facts.total is None:
             return facts.rows >= size
         if facts.page_size is None and facts.rows < size and (page - 1) * size + facts.rows < facts.total:
             # Fewer rows than asked, yet more remain: the provider caps pages silently.
-            self._learned_page_size = size = facts.rows
-            self.logger.info(
-                "%s returns %d rows per page although %d were asked; paging by %d",
-                self.provider_name,
-                facts.rows,
-                asked,
-                facts.rows,
-            )
+            size = self.learn_page_size(facts.rows, asked)
         return page * size < facts.total
+
+    def learn_page_size(self, served: int, asked: int) -> int:
+        """The provider pages by ``served`` rows, not the ``asked``: page numbers follow it from now."""
+        self._learned_page_size = served
+        self.logger.info(
+            "%s returns %d rows per page although %d were asked; paging by %d",
+            self.provider_name,
+            served,
+            asked,
+            served,
+        )
+        return served
 
     # ------------------------------------------------------------------------ calls
 
