@@ -22,6 +22,10 @@ grep -q ready output/sandbox.log || { cat output/sandbox.log; exit 1; }
 eval "$(.venv/bin/python scripts/sandbox_env.py output/sandbox-config.json)"
 export TAP_LIVESTREAM_VIEWERS_START_DATE=${DEMO_START_DATE:-2026-09-01T00:00:00+08:00}
 export TARGET_DUCKDB_FILEPATH="$PWD/output/warehouse.duckdb"
+# The sandbox's Mudu token is counted in a ledger of the demo's own, never in yours
+# (~/.local/state): the sandbox starts every demo with a fresh daily quota.
+export XDG_STATE_HOME="$PWD/output/demo-state"
+rm -rf "$XDG_STATE_HOME"
 
 echo "==> meltano run tap-livestream-viewers target-duckdb"
 .venv/bin/meltano run tap-livestream-viewers target-duckdb
