@@ -13,6 +13,7 @@ import tempfile
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,14 @@ def postgres() -> Iterator[str]:
             timeout=120,
         )
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def box() -> Iterator[Sandbox]:
+    """A sandbox whose clock starts on a fixed day (Mudu's quota day), moved only when a test says."""
+    sandbox = Sandbox(now=datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()

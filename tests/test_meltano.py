@@ -64,9 +64,12 @@ def meltano_env(tmp_path: Path, settings: dict, **extra: str) -> dict[str, str]:
     return env
 
 
-def meltano_run(env: dict[str, str], target: str) -> subprocess.CompletedProcess:
+def meltano_run(
+    env: dict[str, str], target: str, extractor: str = "tap-livestream-viewers"
+) -> subprocess.CompletedProcess:
+    """``meltano run <extractor> <target>`` in the project; it must succeed."""
     result = subprocess.run(
-        [MELTANO, "run", "tap-livestream-viewers", target],
+        [MELTANO, "run", extractor, target],
         cwd=ROOT,
         env=env,
         capture_output=True,

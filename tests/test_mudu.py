@@ -48,17 +48,6 @@ DOCUMENTED_FIELDS = {
 EVENT_DAY = {"start_date": "2026-09-20T00:00:00+08:00", "end_date": "2026-09-21T00:00:00+08:00"}
 
 
-@pytest.fixture
-def box():
-    """A sandbox whose clock starts on a fixed day (its quota day), moved only by ``next_day``."""
-    sandbox = Sandbox(now=datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
 def config_for(box: Sandbox, data: mudu_sandbox.MuduData, **mudu: object) -> dict:
     return {
         **EVENT_DAY,

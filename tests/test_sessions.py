@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from datetime import datetime, timedelta, timezone
 
 import duckdb
 import psycopg
 import pytest
-from test_meltano import MELTANO, meltano_env, meltano_installed  # noqa: F401 (fixtures)
+from test_meltano import meltano_env, meltano_installed, meltano_run  # noqa: F401 (fixtures)
 
 from conftest import ROOT, discover, run_tap, run_tap_until_killed, select_only
 from sandbox import mudu as md
@@ -394,15 +393,7 @@ def test_readme_pii_example_hashes_and_drops_personal_data_in_what_landed(tmp_pa
         out = tmp_path / "jsonl"
         out.mkdir()
         env = meltano_env(tmp_path, settings, TARGET_JSONL_DESTINATION_PATH=str(out))
-        result = subprocess.run(
-            [MELTANO, "run", "tap-livestream-viewers--pii-hashed", "target-jsonl"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-4000:]
+        meltano_run(env, "target-jsonl", "tap-livestream-viewers--pii-hashed")
     finally:
         box.stop()
 
@@ -456,15 +447,7 @@ def test_readme_watch_hours_sql_and_demo_summary_on_what_meltano_landed_in_duckd
         assert direct.returncode == 0, direct.stderr
         database = tmp_path / "warehouse.duckdb"
         env = meltano_env(tmp_path, settings, TARGET_DUCKDB_FILEPATH=str(database))
-        result = subprocess.run(
-            [MELTANO, "run", "tap-livestream-viewers", "target-duckdb"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-4000:]
+        meltano_run(env, "target-duckdb")
     finally:
         box.stop()
 

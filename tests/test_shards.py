@@ -15,7 +15,7 @@ import json
 import multiprocessing
 import os
 import subprocess
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -33,17 +33,6 @@ EVENT_DAY = {"start_date": "2026-09-20T00:00:00+08:00", "end_date": "2026-09-21T
 CHANNELS = {"7001": 450, "7002": 700, "7003": 300, "7004": 550}
 SHARDS = (["7001", "7002"], ["7003", "7004"])
 PASSWORD = "Sh4rdPassw0rd"
-
-
-@pytest.fixture
-def box():
-    """A sandbox whose clock (and Mudu's quota day) moves only when a test says a day passed."""
-    sandbox = Sandbox(now=datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def with_password(url: str) -> str:
