@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import typing as t
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -47,9 +48,10 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_livestream_viewers import redaction, tolerant_json, transport
+from tap_livestream_viewers import prefetch, redaction, tolerant_json, transport
 from tap_livestream_viewers.derived import Derive, DerivedFeed
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
@@ -152,6 +154,10 @@ class LivestreamStream(RESTStream[int]):
     not_found_hint: t.ClassVar[str] = "check the ids configured for this partition and the base_url"
     #: Whether an in-flight ``progress`` in the state holds window bounds (see ``state.py``).
     progress_windowed: t.ClassVar[bool] = True
+    #: Most pages one partition may have in flight (``None``: ``max_concurrency``). A provider
+    #: with a daily call budget reads one page at a time: a page fetched ahead and lost to a
+    #: stop would be a call spent for nothing (``prefetch.py``).
+    max_pages_in_flight: t.ClassVar[int | None] = None
     #: Streams fed by this stream's pages, one declaration each (see ``derived.py``).
     derived_streams: t.ClassVar[tuple[Derive, ...]] = ()
     #: The step of the provider's time filter and row times. Windows are half-open ``[start,
@@ -198,6 +204,7 @@ class LivestreamStream(RESTStream[int]):
         self._row_problems: list[tuple[str, t.Any, str]] = []
         self._left_to_neighbours = 0
         self._secret_in_records_warned = False
+        self._counting = threading.Lock()
         self._secrets  # noqa: B018 - masks log lines from the start
 
     @property
@@ -243,6 +250,17 @@ class LivestreamStream(RESTStream[int]):
     def backoff_max_tries(self) -> int:
         """Attempts per request before giving up (``max_retries`` + 1)."""
         return int(self.config.get("max_retries", 5)) + 1
+
+    @property
+    def pages_in_flight(self) -> int:
+        """Requests one partition may have in flight: ``max_concurrency``, capped by the provider.
+
+        ``--test`` makes one call per stream, so it never fetches ahead.
+        """
+        if self.ABORT_AT_RECORD_COUNT is not None:
+            return 1
+        wanted = max(1, int(self.config.get("max_concurrency") or DEFAULT_MAX_CONCURRENCY))
+        return min(wanted, self.max_pages_in_flight or wanted)
 
     def connection_test_skip_reason(self) -> str | None:
         """Hook: why ``--test`` should not call this stream (``None``: it is checked with one call)."""
@@ -737,6 +755,79 @@ class LivestreamStream(RESTStream[int]):
         """A page-number paginator that starts where the window's progress says."""
         return ProgressPaginator(self, self._first_page)
 
+    @override
+    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+        """The SDK's page loop, with the pages known ahead sent concurrently (``prefetch.py``).
+
+        Pages are read in order in this thread: records, then the paginator's STATE, page by
+        page, exactly as the SDK's sequential loop does; worker threads only send requests.
+        """
+        paginator = self.get_new_paginator()
+        send = self.request_decorator(self._request)
+        ahead = prefetch.PagesAhead(lambda request: send(request, context), self.pages_in_flight)
+        last_total: int | None = None
+        try:
+            with self.get_http_request_counter() as request_counter:
+                request_counter.with_context(context)
+                while not paginator.finished:
+                    token = paginator.current_value
+                    response = ahead.take(token)
+                    if response is None:
+                        response = send(self.prepare_page(context, token), context)
+                    request_counter.increment()
+                    total = self.take_answer(response, context)
+                    if total != last_total and last_total is not None:
+                        ahead.forget()  # rows moved: pages sent earlier may predate this answer
+                    else:
+                        ahead.steady()
+                    last_total = total
+                    rows = list(self.parse_response(response))
+                    if not rows and not paginator.continue_if_empty(response):
+                        break
+                    yield from rows
+                    paginator.advance(response)
+                    if not paginator.finished:
+                        upcoming = self.pages_ahead(paginator.current_value, response)
+                        ahead.plan(upcoming, lambda page: self.prepare_page(context, page))
+        finally:
+            ahead.close()
+
+    def prepare_page(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
+        """The request for one page (the SDK's ``_prepare_request``, for any token, not only the next)."""
+        request = self.get_http_request(page=PageContext(stream_context=context, next_page_token=token))
+        body_kind = "json" if self.payload_as_json else "data"
+        return self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+            **{body_kind: request.data},
+        )
+
+    def take_answer(self, response: requests.Response, context: Context | None) -> int | None:
+        """An answer's turn in the loop: derived streams take its page; returns the provider's total.
+
+        Here, not in the worker that fetched it: a page's secrets flag and derived rows must
+        follow the page order of a sequential run.
+        """
+        # On the tap, not the stream: a page's rows may be written through another stream
+        # (Talk-cloud's stage users come with the login-records answer).
+        self._tap._answer_holds_secret = self._holds_secret(response.content)  # type: ignore[attr-defined]
+        self.derived_feed.page(self.decode(response), context)
+        return self.page_facts(response).total
+
+    def pages_ahead(self, token: t.Any, response: requests.Response) -> t.Iterable[t.Any]:
+        """Hook: the tokens the loop asks for next, from ``token`` on, if no answer changes.
+
+        Page numbers up to the provider's total; none without a total (a page fetched on a
+        guess could be empty: a call for nothing).
+        """
+        facts = self.page_facts(response)
+        if facts.total is None:
+            return ()
+        size = facts.page_size or self._learned_page_size or self._page_size_in_use
+        return range(int(token), -(-facts.total // max(1, size)) + 1)
+
     def decode(self, response: requests.Response) -> t.Any:
         """The response body as JSON, decoded once per response and tolerant of known defects."""
         cached = getattr(response, "_decoded_body", _MISSING)
@@ -840,22 +931,22 @@ class LivestreamStream(RESTStream[int]):
         self._write_request_duration_log(
             endpoint=self.path, response=response, context=context, extra_tags=None
         )
-        # On the tap, not the stream: a page's rows may be written through another stream
-        # (Talk-cloud's stage users come with the login-records answer).
-        self._tap._answer_holds_secret = self._holds_secret(response.content)  # type: ignore[attr-defined]
         try:
             self.validate_response(response)
         except RetriableAPIError as error:
             self.refuse_long_wait(context, error)
             raise
-        self.progress.counts.pages += 1
+        with self._counting:
+            self.progress.counts.pages += 1
         return response
 
     def _before_call(self) -> None:
         """Every request sent, redirect hops and retries included, passes the guards and counts."""
+        prefetch.check_still_wanted()
         for guard in self.call_guards:
             guard.before_call()
-        self.progress.counts.calls += 1
+        with self._counting:
+            self.progress.counts.calls += 1
 
     @property
     def max_wait(self) -> float:
@@ -905,8 +996,6 @@ class LivestreamStream(RESTStream[int]):
                         f"check that {self.url_base} is reachable; run again, the state resumes at this page",
                     )
                 ) from None
-            # One answer, retries done: the streams derived from its page (derived.py) take their rows.
-            self.derived_feed.page(self.decode(response), context)
             return response
 
         return call
@@ -1076,6 +1165,8 @@ class LivestreamStream(RESTStream[int]):
 
 MESSAGE_KEYS = ("msg", "message", "error", "errmsg", "error_description", "info")
 MIN_SECRET_LENGTH = redaction.MIN_SECRET_LENGTH
+#: ``max_concurrency`` default: requests one partition may have in flight.
+DEFAULT_MAX_CONCURRENCY = 4
 #: ``max_wait_seconds`` default: a ``Retry-After`` longer than this stops the partition.
 DEFAULT_MAX_WAIT_S = 300.0
 

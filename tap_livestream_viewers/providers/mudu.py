@@ -186,6 +186,8 @@ class MuduUserRecordsStream(LivestreamStream):
     max_page_size = 100
     # No maximum range in the document: one window, since each extra one costs a short page.
     max_window = None
+    # 10 calls a day: a page fetched ahead and lost to a stop would be one of them.
+    max_pages_in_flight = 1
     # Without end_date the window ends an hour ago: a viewer still watching has no final record
     # yet (its "last_online_time 离线时间" is not known), and a finished window is never re-read.
     end_lag = timedelta(hours=1)
@@ -418,6 +420,7 @@ class MuduChannelsStream(RoomListStream):
     path = "/v1/activities"
     default_page_size = CHANNELS_PER_PAGE
     max_page_size = CHANNELS_PER_PAGE
+    max_pages_in_flight = 1  # the same 10 calls a day as the user records
     credential_hint = MuduUserRecordsStream.credential_hint
     schema = th.PropertiesList(
         *ROOM_PROPERTIES,

@@ -620,6 +620,20 @@ class NuoyunUserDurationsStream(LivestreamStream):
             ),
         )
 
+    @override
+    def pages_ahead(self, token: t.Any, response: requests.Response) -> t.Iterable[t.Any]:
+        """The pages after ``token`` at its size, up to the last total, if no row moves.
+
+        Should one move, the total changes and the base drops the pages fetched ahead; the
+        frontier then chooses the next page from what was read, as without concurrency.
+        """
+        total = self._frontier.total
+        if total is None:
+            return ()
+        page, size = token
+        step = self._gateway_size or size
+        return ((number, size) for number in range(page, -(-total // max(1, step)) + 1))
+
     def next_token(self) -> tuple[int, int]:
         """Start at or before the frontier, less the last drop (rows may leave again meanwhile)."""
         target = max(0, self._frontier.rows - self._frontier.last_drop)

@@ -418,6 +418,11 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
         assert self._stop_at is not None
         return visit_at >= self._stop_at and (self._end_at is None or visit_at < self._end_at)
 
+    @override
+    def pages_ahead(self, token: t.Any, response: requests.Response) -> t.Iterable[t.Any]:
+        """None: the read stops at the page that reaches the bookmark, so later pages are rarely needed."""
+        return ()
+
     def has_more_pages(self, response: requests.Response, page: int) -> bool:
         """Stop at the page that reaches the bookmark, else when the total is read."""
         oldest, self._page_oldest = self._page_oldest, None  # seen by _in_range on this page
