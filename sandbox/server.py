@@ -155,6 +155,8 @@ class Sandbox:
         self.providers: dict[str, t.Any] = {}
         #: Hostile rules (``sandbox.hostile.Hostile``): consulted before faults and routes.
         self.hostile: t.Any = None
+        self._in_flight: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
 
     # --------------------------------------------------------------------- clock
 
@@ -182,6 +184,7 @@ class Sandbox:
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
+            self._peak.clear()
 
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
@@ -264,6 +267,21 @@ class Sandbox:
             return Response(200, {"ok": True, "providers": sorted(self.providers)})
         return Response(404, {"message": f"unknown control {action}"})
 
+    def arrive(self, path: str) -> None:
+        """A request is being served: count it, and the most served at once on its path."""
+        with self._lock:
+            self._in_flight[path] = self._in_flight.get(path, 0) + 1
+            self._peak[path] = max(self._peak.get(path, 0), self._in_flight[path])
+
+    def leave(self, path: str) -> None:
+        with self._lock:
+            self._in_flight[path] -= 1
+
+    def peak_in_flight(self, fragment: str) -> int:
+        """The most requests served at the same time on paths containing ``fragment``."""
+        with self._lock:
+            return max((peak for path, peak in self._peak.items() if fragment in path), default=0)
+
     def record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
@@ -277,6 +295,14 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             """Quiet: the call log is the record."""
 
         def _handle(self) -> None:
+            path = urlsplit(self.path).path
+            sandbox.arrive(path)
+            try:
+                self._serve()
+            finally:
+                sandbox.leave(path)
+
+        def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""

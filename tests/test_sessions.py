@@ -209,8 +209,9 @@ def test_calls_and_state_are_the_same_with_without_and_with_only_viewer_sessions
         calls[name] = calls_of(sandbox)
 
     assert calls["without"], "no provider was called"
-    assert calls["with"] == calls["without"]
-    assert calls["only"] == calls["without"]
+    # the same requests (pages in flight together arrive in any order)
+    assert sorted(calls["with"]) == sorted(calls["without"])
+    assert sorted(calls["only"]) == sorted(calls["without"])
     assert len([c for c in calls["only"] if "/v2/activities/" in c[1]]) <= 10  # Mudu's daily calls
 
     assert runs["without"].records(SESSIONS) == []
