@@ -30,6 +30,7 @@ What lives here is what all four providers share:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -205,6 +206,9 @@ class LivestreamStream(RESTStream[int]):
         self._left_to_neighbours = 0
         self._secret_in_records_warned = False
         self._counting = threading.Lock()
+        self._ahead: prefetch.PagesAhead | None = None
+        #: The paging token of the answer being read (``request_records``), in the reading thread.
+        self.page_in_hand: t.Any = None
         self._secrets  # noqa: B018 - masks log lines from the start
 
     @property
@@ -428,7 +432,7 @@ class LivestreamStream(RESTStream[int]):
         self._context = context
         self.derived_feed.begin()
         self._keys.clear()
-        with self.partition_outcome(context):
+        with self.partition_outcome(context), self.pages_ahead_of(context):
             yield from self.read_partition(context)
 
     # ---------------------------------------------------------------- derived streams
@@ -755,42 +759,81 @@ class LivestreamStream(RESTStream[int]):
         """A page-number paginator that starts where the window's progress says."""
         return ProgressPaginator(self, self._first_page)
 
+    @contextmanager
+    def pages_ahead_of(self, context: Context | None) -> t.Iterator[None]:
+        """One set of pages in flight for the partition, so a window's pages and the first pages
+        of the windows after it are fetched while earlier pages are written (``prefetch.py``)."""
+        send = self.request_decorator(self._request)
+        self._ahead = prefetch.PagesAhead(lambda request: send(request, context), self.pages_in_flight)
+        try:
+            yield
+        finally:
+            self._ahead.close()
+            self._ahead = None
+
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         """The SDK's page loop, with the pages known ahead sent concurrently (``prefetch.py``).
 
         Pages are read in order in this thread: records, then the paginator's STATE, page by
         page, exactly as the SDK's sequential loop does; worker threads only send requests.
+        Pages are keyed by window and token, so a page fetched for a later window waits there.
         """
         paginator = self.get_new_paginator()
         send = self.request_decorator(self._request)
-        ahead = prefetch.PagesAhead(lambda request: send(request, context), self.pages_in_flight)
+        ahead = self._ahead or prefetch.PagesAhead(lambda request: send(request, context), 1)
+        window = self._window
         last_total: int | None = None
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            ahead.plan([(window, paginator.current_value), *self.windows_ahead()], self.prepare_ahead)
+            while not paginator.finished:
+                token = paginator.current_value
+                self.page_in_hand = token
+                response = ahead.take((window, token))
+                if response is None:
+                    response = send(self.prepare_page(context, token), context)
+                request_counter.increment()
+                total = self.take_answer(response, context)
+                if total != last_total and last_total is not None:
+                    ahead.forget()  # rows moved: pages sent earlier may predate this answer
+                else:
+                    ahead.steady()
+                last_total = total
+                rows = list(self.parse_response(response))
+                if not rows and not paginator.continue_if_empty(response):
+                    break
+                yield from rows
+                paginator.advance(response)
+                if not paginator.finished:
+                    pages = [(window, page) for page in self.pages_ahead(paginator.current_value, response)]
+                    ahead.plan([*pages, *self.windows_ahead()], self.prepare_ahead)
+
+    def windows_ahead(self) -> list[tuple[Window, t.Any]]:
+        """The first pages of the windows after the current one (each read from its first page)."""
+        window = self._window
+        if window is None or self._planned_end is None or window.end >= self._planned_end:
+            return []
+        start = floor_to(self.clamp_start(self._context, window.end), self.time_precision)
+        span = self.max_window - self.time_precision if self.max_window is not None else None
+        following = itertools.islice(time_windows(start, self._planned_end, span), self.pages_in_flight)
+        return [(later, self.first_token()) for later in following]
+
+    def first_token(self) -> t.Any:
+        """Hook: the paging token of a window's first page."""
+        return 1
+
+    def prepare_ahead(self, key: t.Hashable) -> requests.PreparedRequest:
+        """The request for a page of any window: its bounds and a fresh page size while it is built."""
+        window, token = t.cast("tuple[Window | None, t.Any]", key)
+        if window is None or window == self._window:
+            return self.prepare_page(self._context, token)
+        current = self._window, self._page_size_in_use
+        self._window, self._page_size_in_use = window, self.page_size
         try:
-            with self.get_http_request_counter() as request_counter:
-                request_counter.with_context(context)
-                while not paginator.finished:
-                    token = paginator.current_value
-                    response = ahead.take(token)
-                    if response is None:
-                        response = send(self.prepare_page(context, token), context)
-                    request_counter.increment()
-                    total = self.take_answer(response, context)
-                    if total != last_total and last_total is not None:
-                        ahead.forget()  # rows moved: pages sent earlier may predate this answer
-                    else:
-                        ahead.steady()
-                    last_total = total
-                    rows = list(self.parse_response(response))
-                    if not rows and not paginator.continue_if_empty(response):
-                        break
-                    yield from rows
-                    paginator.advance(response)
-                    if not paginator.finished:
-                        upcoming = self.pages_ahead(paginator.current_value, response)
-                        ahead.plan(upcoming, lambda page: self.prepare_page(context, page))
+            return self.prepare_page(self._context, token)
         finally:
-            ahead.close()
+            self._window, self._page_size_in_use = current
 
     def prepare_page(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
         """The request for one page (the SDK's ``_prepare_request``, for any token, not only the next)."""

@@ -8,6 +8,7 @@ derived rows still come out page by page, in the order and with the content of a
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -16,8 +17,13 @@ from sandbox import Fault, Sandbox
 from sandbox import mudu as md
 from sandbox import nuoyun as ny
 from sandbox import shangzhibo as szb
+from sandbox import talkcloud as tk
 
 NUOYUN = "nuoyun_user_durations"
+#: Talk-cloud keeps a year of records: a period that ended 15 days ago.
+START_TK = (datetime.now(timezone.utc) - timedelta(days=90)).replace(
+    hour=0, minute=0, second=0, microsecond=0
+)
 START, END = "2026-08-01T00:00:00+08:00", "2026-11-05T08:00:00+08:00"
 
 
@@ -156,8 +162,34 @@ def test_shangzhibo_windows_read_concurrently_give_the_sequential_output(tmp_pat
             run = run_tap(tmp_path, config)
             assert run.returncode == 0, run.stderr[-3000:]
             outputs[concurrency] = singer_output(run)
-            assert box.peak_in_flight("/stats/visits") <= concurrency
+            assert box.peak_in_flight("/stats/user-visits") <= concurrency
+            if concurrency > 1:
+                assert box.peak_in_flight("/stats/user-visits") > 1  # later windows' first pages went along
     assert outputs[3] == outputs[1]
+
+
+def test_talkcloud_windows_read_concurrently_give_the_sequential_output_and_stage_users(tmp_path):
+    """No total to page ahead by, but the next windows' first pages (where stage users come) are."""
+    outputs = {}
+    for concurrency in (1, 4):
+        with Sandbox(latency_s=0.01) as box:
+            data = tk.TalkcloudData(rooms={}, thirdroomids={})
+            data.add_room("500100200", 1030, START_TK, START_TK + timedelta(days=75), seed=11)
+            tk.register(box, data)
+            config = {
+                "start_date": START_TK.isoformat(),
+                "end_date": (START_TK + timedelta(days=75)).isoformat(),
+                "max_concurrency": concurrency,
+                "talkcloud": {**tk.tap_config(data, box.base_url), "serials": ["500100200"]},
+            }
+            run = run_tap(tmp_path, config)
+            assert run.returncode == 0, run.stderr[-3000:]
+            outputs[concurrency] = singer_output(run)
+            assert box.peak_in_flight(tk.PATH) <= concurrency
+            if concurrency > 1:
+                assert box.peak_in_flight(tk.PATH) > 1
+    assert outputs[4] == outputs[1]
+    assert any(kind == "RECORD" and entry == "talkcloud_stage_users" for kind, entry, *_ in outputs[4])
 
 
 def test_mudu_reads_one_page_at_a_time_whatever_max_concurrency_says(tmp_path):

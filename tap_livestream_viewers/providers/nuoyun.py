@@ -620,6 +620,10 @@ class NuoyunUserDurationsStream(LivestreamStream):
             ),
         )
 
+    def first_token(self) -> tuple[int, int]:
+        """A fresh window starts at page 1 at the configured size."""
+        return 1, self.page_size
+
     @override
     def pages_ahead(self, token: t.Any, response: requests.Response) -> t.Iterable[t.Any]:
         """The pages after ``token`` at its size, up to the last total, if no row moves.

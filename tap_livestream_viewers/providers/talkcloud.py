@@ -329,7 +329,6 @@ class _TalkcloudStream(LivestreamStream):
         super().__init__(*args, **kwargs)
         self._run_end: datetime | None = None
         self._earliest: datetime | None = None
-        self._asked_page = 1
 
     # ------------------------------------------------------------------ partitions
 
@@ -342,10 +341,15 @@ class _TalkcloudStream(LivestreamStream):
         rooms += [{"thirdroomid": str(r)} for r in settings.get("thirdroomids") or []]
         return rooms
 
-    @property
-    def asked_page(self) -> int:
-        """The page number of the request in flight (``uptablelist`` comes on page 1 only)."""
-        return self._asked_page
+    @staticmethod
+    def asked_page(response: requests.Response) -> int:
+        """The page an answer was asked for (``uptablelist`` comes on page 1 only), from its request.
+
+        From the request itself: pages are asked concurrently, so the stream's last asked page
+        may be another one.
+        """
+        form = parse_qs(str(response.request.body or ""))
+        return int_or_none((form.get("page") or ["1"])[-1]) or 1
 
     # ------------------------------------------------------------------ time range
 
@@ -399,7 +403,6 @@ class _TalkcloudStream(LivestreamStream):
         """Form fields: key, the room, the window as unix seconds, the page."""
         start, end = self.query_range()
         page = int(next_page_token or 1)
-        self._asked_page = page
         form: dict[str, t.Any] = {"key": self.provider_config["key"]}
         form.update(context or {})  # {"serial": ...} or {"thirdroomid": ...}
         form["starttime"] = int(start.timestamp())
@@ -427,7 +430,7 @@ class _TalkcloudStream(LivestreamStream):
         if code == 0:
             # "result 0:表示成功" with "logininfo Array" (and "uptablelist Array" on page 1): a
             # success without them is not an empty window; the bookmark must not pass it.
-            lists = ("logininfo", "uptablelist") if self._asked_page == 1 else ("logininfo",)
+            lists = ("logininfo", "uptablelist") if self.asked_page(response) == 1 else ("logininfo",)
             for field in lists:
                 rows = body.get(field)
                 if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
@@ -511,7 +514,7 @@ class _TalkcloudStream(LivestreamStream):
 
 def stage_users_of_page(stream: _TalkcloudStream, body: t.Any, context: Context | None) -> list[dict]:
     """Page 1's ``uptablelist`` ("第二页不返回uptablelist数据"), shaped and windowed like login rows."""
-    if stream.asked_page != 1 or not isinstance(body, dict):
+    if stream.page_in_hand != 1 or not isinstance(body, dict):
         return []
     records = []
     for row in body.get("uptablelist") or []:
