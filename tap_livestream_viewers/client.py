@@ -1056,7 +1056,8 @@ class LivestreamStream(RESTStream[int]):
         error = yield 0.0  # backoff primes the generator with send(None) and drops this value
         while True:
             retry_after = retry_after_seconds(getattr(error, "response", None))
-            error = yield transport.retry_wait(attempt, base=base, cap=cap, retry_after=retry_after)
+            wait = transport.retry_wait(attempt, base=base, cap=cap, retry_after=retry_after)
+            error = yield prefetch.defer_wait(wait)
             attempt += 1
 
     @override
@@ -1066,9 +1067,14 @@ class LivestreamStream(RESTStream[int]):
 
     @override
     def backoff_handler(self, details: Details) -> None:
-        """Log a retry without the URL's query or any header."""
+        """Log a retry without the URL's query or any header; a page fetched ahead waits here.
+
+        In a worker the wait happens after this line (``prefetch.wait_deferred``), cut short
+        when the run stops, instead of in backoff's sleep.
+        """
         error = t.cast("BaseException | None", details.get("exception"))
         status = getattr(getattr(error, "response", None), "status_code", None)
+        deferred = prefetch.deferred_wait()
         self.logger.warning(
             "%s: attempt %s failed (%s); retrying in %.1fs",
             self.describe_partition(self._context),
@@ -1078,8 +1084,9 @@ class LivestreamStream(RESTStream[int]):
             else f"HTTP {status}"
             if status
             else transport.describe_failure(error),
-            details.get("wait", 0.0),
+            deferred if deferred is not None else details.get("wait", 0.0),
         )
+        prefetch.wait_deferred()
 
     # ---------------------------------------------------------------- validation
 

@@ -133,3 +133,34 @@ def check_still_wanted() -> None:
     closed: threading.Event | None = getattr(_worker, "closed", None)
     if closed is not None and closed.is_set():
         raise LoopLeft("the page loop was left; this page fetched ahead is not sent")
+
+
+def defer_wait(seconds: float) -> float:
+    """A retry wait as backoff should sleep it: in a worker, 0 (``wait_deferred`` waits instead).
+
+    backoff's own sleep cannot be cut short; a worker whose loop was left (the run stopped)
+    must not hold the process for a long ``Retry-After``.
+    """
+    if getattr(_worker, "closed", None) is None:
+        return seconds
+    _worker.deferred = seconds
+    return 0.0
+
+
+def deferred_wait() -> float | None:
+    """The retry wait a worker is about to wait (``None`` in the reading thread), for the log line."""
+    return getattr(_worker, "deferred", None)
+
+
+def wait_deferred() -> float | None:
+    """In a worker: wait the deferred retry wait, ending early when the loop is left; its length.
+
+    ``None`` in the reading thread (backoff sleeps there, as usual).
+    """
+    closed: threading.Event | None = getattr(_worker, "closed", None)
+    seconds: float | None = getattr(_worker, "deferred", None)
+    if closed is None or seconds is None:
+        return None
+    _worker.deferred = None
+    closed.wait(seconds)
+    return seconds

@@ -8,16 +8,18 @@ derived rows still come out page by page, in the order and with the content of a
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conftest import run_tap, run_tap_until_killed
-from sandbox import Fault, Sandbox
+from sandbox import Fault, Sandbox, hostile
 from sandbox import mudu as md
 from sandbox import nuoyun as ny
 from sandbox import shangzhibo as szb
 from sandbox import talkcloud as tk
+from sandbox.server import Response
 
 NUOYUN = "nuoyun_user_durations"
 #: Talk-cloud keeps a year of records: a period that ended 15 days ago.
@@ -206,3 +208,32 @@ def test_mudu_reads_one_page_at_a_time_whatever_max_concurrency_says(tmp_path):
         assert len(run.records("mudu_user_records")) == 450
         assert len(box.calls_to("/userRecords")) == 5  # ceil(450 / 100), none fetched ahead
         assert box.peak_in_flight("/userRecords") == 1
+
+
+def test_a_stopped_run_does_not_wait_for_or_retry_pages_fetched_ahead(tmp_path):
+    """Page 2 is refused (401) while pages 3-5, fetched ahead, are told to wait 120 s: the run
+    ends at once with page 2's line, and no page is asked again after the stop."""
+
+    def answer(exchange: hostile.Exchange) -> Response:
+        page = exchange.request.json()["page"]
+        if page == 2:
+            return Response(401, {"code": 401, "msg": "token expired", "data": None})
+        if page > 2:
+            return Response(503, {"message": "busy"}, {"Retry-After": "120"})
+        return exchange.real()
+
+    with Sandbox(latency_s=0.05) as box:
+        data = ny.register(box, ny.NuoyunData(rows=3_000))
+        hostile.install(
+            box, hostile.Rule("page-2-refused", answer, calls=hostile.every, providers=("nuoyun",))
+        )
+        started = time.monotonic()
+        run = run_tap(tmp_path, nuoyun_config(box.base_url, data, max_concurrency=4), timeout=100)
+        took = time.monotonic() - started
+        time.sleep(0.5)  # anything still sent after the stop would be logged by now
+        pages = [call.json()["page"] for call in box.calls_to(ny.PATH)]
+    assert run.returncode != 0
+    assert "token expired" in run.stderr and "Traceback" not in run.stderr
+    assert took < 30  # not 120 s for pages nobody will read
+    assert sorted(pages) == [1, 2, 3, 4, 5]  # each asked once, none retried after the stop
+    assert len(run.records(NUOYUN)) == 500
