@@ -778,6 +778,8 @@ class LivestreamStream(RESTStream[int]):
         Pages are read in order in this thread: records, then the paginator's STATE, page by
         page, exactly as the SDK's sequential loop does; worker threads only send requests.
         Pages are keyed by window and token, so a page fetched for a later window waits there.
+        Nothing is fetched ahead before the partition's first answer is read: a wrong key or an
+        unknown room costs one call, not ``max_concurrency``.
         """
         paginator = self.get_new_paginator()
         send = self.request_decorator(self._request)
@@ -786,7 +788,6 @@ class LivestreamStream(RESTStream[int]):
         last_total: int | None = None
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
-            ahead.plan([(window, paginator.current_value), *self.windows_ahead()], self.prepare_ahead)
             while not paginator.finished:
                 token = paginator.current_value
                 self.page_in_hand = token
