@@ -66,6 +66,7 @@ from tap_livestream_viewers.rowcheck import (
     kind_of,
     raw_bytes,
 )
+from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartition, StreamShape
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
@@ -159,6 +160,8 @@ class LivestreamStream(RESTStream[int]):
     #: with a daily call budget reads one page at a time: a page fetched ahead and lost to a
     #: stop would be a call spent for nothing (``prefetch.py``).
     max_pages_in_flight: t.ClassVar[int | None] = None
+    #: The provider's own fields in an in-flight ``progress`` (see ``state.ProgressExtras``).
+    progress_extras: t.ClassVar[type[ProgressExtras] | None] = None
     #: Streams fed by this stream's pages, one declaration each (see ``derived.py``).
     derived_streams: t.ClassVar[tuple[Derive, ...]] = ()
     #: The step of the provider's time filter and row times. Windows are half-open ``[start,
@@ -293,9 +296,9 @@ class LivestreamStream(RESTStream[int]):
 
     def bookmark(self, context: Context | None) -> datetime:
         """Where the next window starts: the last finished window's end, else ``start_date``."""
-        saved = self.partition_state(context).get("replication_key_value")
-        if saved:
-            return parse_datetime(saved, self.tz)
+        saved = self.saved_state(context).load().bookmark
+        if saved is not None:
+            return saved
         start = self.config_datetime("start_date")
         if start is None:
             raise ProviderAPIError(self.describe(context, "start_date is not set", "set start_date"))
@@ -303,25 +306,20 @@ class LivestreamStream(RESTStream[int]):
 
     def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
         """The windows still to read with their first page: an unfinished one first."""
-        progress = self.partition_state(context).get("progress")
+        progress = self.saved_state(context).load().progress
         resume_from: datetime | None = None
         self._planned_end = self.sync_end()
         if progress:
-            window = Window(
-                parse_datetime(progress["window_start"], self.tz),
-                parse_datetime(progress["window_end"], self.tz),
-            )
-            self._page_size_in_use = int(progress.get("page_size") or self.page_size)
-            served = int_or_none(progress.get("served_page_size"))
-            self._resumed_page_size = served if served and served > 0 else None
+            window = progress.window
+            self._page_size_in_use = progress.page_size or self.page_size
+            self._resumed_page_size = progress.served_page_size
             self.logger.info(
-                "Resuming %s at page %s of window %s .. %s",
+                "Resuming %s at page %s of window %s",
                 self.describe_partition(context),
-                progress.get("next_page", 1),
-                progress["window_start"],
-                progress["window_end"],
+                progress.next_page,
+                progress.bounds(),
             )
-            yield window, int(progress.get("next_page", 1))
+            yield window, progress.next_page
             resume_from = window.end
         self._page_size_in_use = self.page_size
         start = floor_to(
@@ -368,8 +366,25 @@ class LivestreamStream(RESTStream[int]):
     # ------------------------------------------------------------------------ state
 
     def partition_state(self, context: Context | None) -> dict:
-        """The writable state of this partition (the SDK keeps it inside the tap state)."""
+        """The writable state of this partition (the SDK keeps it inside the tap state).
+
+        Read and written only through ``saved_state`` (``state.SavedPartition``).
+        """
         return self.get_context_state(context)
+
+    @classmethod
+    def state_shape(cls) -> StreamShape:
+        """What this stream's saved progress holds: checked before the run, read by ``saved_state``."""
+        # Every stream class sets ``name``; the SDK types it as an instance attribute.
+        return StreamShape(cls.name, cls.progress_windowed, cls.progress_extras)  # type: ignore[misc]
+
+    def saved_state(self, context: Context | None) -> SavedPartition:
+        """This partition's saved state: its bookmark and window in flight, read and written here."""
+        return SavedPartition(self.partition_state(context), self.state_shape(), self.tz)
+
+    def progress_extras_now(self) -> ProgressExtras | None:
+        """Hook: the provider's own fields to save with the progress (``progress_extras``)."""
+        return None
 
     def emit_state(self) -> None:
         """Write a STATE message now (the SDK would otherwise wait for 10,000 records)."""
@@ -387,15 +402,16 @@ class LivestreamStream(RESTStream[int]):
 
     def save_progress(self, context: Context | None, window: Window, next_page: int) -> None:
         """Remember an in-flight window and the next page to ask for."""
-        state = self.partition_state(context)
-        state["progress"] = {
-            "window_start": to_rfc3339(window.start),
-            "window_end": to_rfc3339(window.end),
-            "next_page": next_page,
-            "page_size": self._page_size_in_use,
-        }
-        if self._learned_page_size:
-            state["progress"]["served_page_size"] = self._learned_page_size
+        self.saved_state(context).save_progress(
+            Progress(
+                next_page,
+                self._page_size_in_use,
+                window.start,
+                window.end,
+                served_page_size=self._learned_page_size or None,
+                extras=self.progress_extras_now(),
+            )
+        )
 
     def page_done(self, next_page: int) -> None:
         """After a page's records are written: save the next page and emit the state."""
@@ -406,10 +422,7 @@ class LivestreamStream(RESTStream[int]):
 
     def complete_window(self, context: Context | None, window: Window) -> None:
         """The window's last page is in: move the bookmark to its end and emit the state."""
-        state = self.partition_state(context)
-        state.pop("progress", None)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = to_rfc3339(window.end)
+        self.saved_state(context).finish(self.replication_key, window.end)
         if self._left_to_neighbours:
             self.logger.info(
                 "%s: %d row(s) served for window %s .. %s lie outside it (the query starts %s "
@@ -510,20 +523,18 @@ class LivestreamStream(RESTStream[int]):
         one window from the bookmark to its own end instead of finishing this one and then
         asking for the gap after it, which would cost a call more.
         """
-        state = self.partition_state(context)
-        progress = state.get("progress") or {}
-        if progress and int(progress.get("next_page") or 1) == 1:
-            state.pop("progress")
-            progress = {}
+        saved = self.saved_state(context)
+        progress = saved.drop_unstarted_window()
         if progress:
-            page = int(progress["next_page"])
-            size = int(progress.get("page_size") or self.page_size)
+            page = progress.next_page
+            size = progress.page_size or self.page_size
             left = (
-                f"window {progress.get('window_start')} .. {progress.get('window_end')} from page {page} "
+                f"window {progress.bounds()} from page {page} "
                 f"(rows {(page - 1) * size + 1} on; pages 1..{page - 1} are done)"
             )
         else:
-            left = f"everything from {state.get('replication_key_value') or self.config.get('start_date')}"
+            bookmark = saved.load().bookmark
+            left = f"everything from {to_rfc3339(bookmark) if bookmark else self.config.get('start_date')}"
         said = f"; {self.provider_name} answered {stop.provider_said}" if stop.provider_said else ""
         self.logger.warning(
             "%s: daily call budget spent: %s of %s calls made today with this credential "

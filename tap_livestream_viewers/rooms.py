@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from singer_sdk import typing as th
 from typing_extensions import override
 
+from tap_livestream_viewers import state as saved_state
 from tap_livestream_viewers.client import LivestreamStream, int_or_none
 from tap_livestream_viewers.timeutil import parse_datetime, to_rfc3339
 
@@ -27,6 +28,9 @@ if t.TYPE_CHECKING:
 
 #: ``ended_room_days`` default: late rows and replays of a room are read this long after its end.
 DEFAULT_ENDED_ROOM_DAYS = 7
+
+#: ``staleness`` of a room never read (or whose state cannot be read): it is read first.
+NEVER_READ = float("-inf")
 
 #: Fields every room list stream writes (provider streams add their own).
 ROOM_PROPERTIES = (
@@ -61,26 +65,17 @@ def rfc3339_or_none(value: datetime | None) -> str | None:
     return to_rfc3339(value) if value is not None else None
 
 
-def saved_partition(tap_state: t.Mapping[str, t.Any], stream: str, context: t.Mapping) -> t.Mapping:
-    """The saved state of ``stream``'s partition ``context`` (read only; ``{}`` when never read)."""
-    stream_state = (tap_state.get("bookmarks") or {}).get(stream) or {}
-    for partition in stream_state.get("partitions") or []:
-        if isinstance(partition, dict) and partition.get("context") == dict(context):
-            return partition
-    return {}
-
-
 def can_have_new_data(
-    saved: t.Mapping[str, t.Any], last_activity: datetime | None, settle: timedelta, tz: tzinfo
+    saved: saved_state.PartitionState | None, last_activity: datetime | None, settle: timedelta
 ) -> bool:
-    """Whether a room is worth a call: never read, in flight, open-ended, or not long past its end."""
-    bookmark = saved.get("replication_key_value")
-    if not bookmark or saved.get("progress") or last_activity is None:
+    """Whether a room is worth a call: never read, in flight, open-ended, or not long past its end.
+
+    ``saved`` is ``None`` when the room's state cannot be read: the room is read (and its
+    stream names the defect).
+    """
+    if saved is None or saved.bookmark is None or saved.progress is not None or last_activity is None:
         return True
-    try:
-        return parse_datetime(str(bookmark), tz) < last_activity + settle
-    except ValueError:
-        return True
+    return saved.bookmark < last_activity + settle
 
 
 class RoomListStream(LivestreamStream):
@@ -116,18 +111,21 @@ class RoomListStream(LivestreamStream):
         """Hook: what the progress line should add about the list (e.g. calls of a budget)."""
         return ""
 
-    def staleness(self, row: dict) -> str:
+    def saved_room(self, child: LivestreamStream, room: t.Mapping) -> saved_state.PartitionState | None:
+        """The child stream's saved state of ``room``, read only (``None``: it cannot be read)."""
+        return saved_state.peek(self.tap_state, child.state_shape(), room, child.tz)
+
+    def staleness(self, row: dict) -> float:
         """Sort key: rooms never read first, then the oldest bookmark (so none waits for ever)."""
         shaped = self.shape_record(dict(row), None)  # pure for list rows: no key registry touched
         room = self.room_context(shaped) if shaped else None
         if room is None:
-            return ""
-        bookmarks = [
-            str(saved_partition(self.tap_state, child.name, room).get("replication_key_value") or "")
-            for child in self.child_streams
-            if isinstance(child, LivestreamStream)
-        ]
-        return min(bookmarks, default="")
+            return NEVER_READ
+        saved = [self.saved_room(c, room) for c in self.child_streams if isinstance(c, LivestreamStream)]
+        return min(
+            (s.bookmark.timestamp() if s is not None and s.bookmark else NEVER_READ for s in saved),
+            default=NEVER_READ,
+        )
 
     @override
     def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -156,9 +154,6 @@ class RoomListStream(LivestreamStream):
         self.rooms_listed += 1
         last = self.last_activity(record)
         children = [c for c in self.child_streams if isinstance(c, LivestreamStream)]
-        if any(
-            can_have_new_data(saved_partition(self.tap_state, c.name, room), last, self.settle, self.tz)
-            for c in children
-        ):
+        if any(can_have_new_data(self.saved_room(c, room), last, self.settle) for c in children):
             self.rooms_to_read += 1
             yield room

@@ -327,7 +327,7 @@ class TapLivestreamViewers(Tap):
     def load_state(self, state: dict[str, t.Any]) -> None:
         """Check the saved state of every stream that will run before using it (see ``state.py``)."""
         shapes = [
-            saved_state.StreamShape(stream_type.name, stream_type.progress_windowed)
+            stream_type.state_shape()
             for provider in PROVIDERS
             for stream_type in provider.active_stream_types(self.config)
         ]

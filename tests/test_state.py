@@ -18,6 +18,7 @@ from conftest import run_tap
 from sandbox import Sandbox
 from sandbox.__main__ import build, tap_settings
 from tap_livestream_viewers import state as saved_state
+from tap_livestream_viewers.providers.nuoyun import NuoyunUserDurationsStream
 
 START, END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
 WINDOW = {"window_start": "2026-09-01T00:00:00+08:00", "window_end": "2026-09-08T00:00:00+08:00"}
@@ -167,10 +168,10 @@ def test_a_bad_state_of_a_stream_that_does_not_run_is_left_alone(
 
 def test_a_partition_state_reads_back_as_it_was_saved() -> None:
     saved = {
-        "context": {"channel_id": "263218"},
+        "context": {"wechat_user_space_id": 7},
         "replication_key_value": "2026-09-01T00:00:00+08:00",
         "progress": {**WINDOW, "next_page": 4, "page_size": 100, "frontier": 300, "total": 950},
     }
-    parsed = saved_state.parse_partition(saved, saved_state.StreamShape("mudu_user_records"))
+    parsed = saved_state.parse_partition(saved, NuoyunUserDurationsStream.state_shape())
     assert parsed.progress is not None and parsed.progress.next_page == 4
     assert parsed.to_state() == saved

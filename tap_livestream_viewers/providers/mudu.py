@@ -43,6 +43,7 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from typing_extensions import override
 
+from tap_livestream_viewers import state as saved_state
 from tap_livestream_viewers.budget_store import BudgetStoreUnavailable, CallLedger, open_ledger
 from tap_livestream_viewers.client import (
     LivestreamStream,
@@ -255,7 +256,7 @@ class MuduUserRecordsStream(LivestreamStream):
     @cached_property
     def budget(self) -> DailyCallBudget:
         """Calls per token per provider-local day: claimed in the shared store, recorded in the state."""
-        ledger = self.stream_state.setdefault("call_ledger", {})
+        ledger = saved_state.call_ledger(self.stream_state)
         return DailyCallBudget(
             ledger,
             self.provider_config["access_token"],
@@ -282,7 +283,7 @@ class MuduUserRecordsStream(LivestreamStream):
     def calls_left_note(self) -> str:
         """Calls left today for the progress lines; reads the ledger without writing to the state."""
         budget = self.__dict__.get("budget") or DailyCallBudget(
-            dict(self.stream_state.get("call_ledger") or {}),
+            saved_state.call_ledger_copy(self.stream_state),
             self.provider_config["access_token"],
             self.daily_call_limit,
             self.tz,

@@ -57,6 +57,7 @@ from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderA
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
 from tap_livestream_viewers.providers import sessions
+from tap_livestream_viewers.state import ProgressExtras, count, hint
 from tap_livestream_viewers.timeutil import local_to_rfc3339, to_rfc3339
 
 if t.TYPE_CHECKING:
@@ -229,6 +230,16 @@ class Frontier:
         return self.total is not None and self.rows >= self.total
 
 
+@dataclass(frozen=True)
+class FrontierProgress(ProgressExtras):
+    """What an in-flight window keeps besides its page: rows known read, the last total, and the
+    page size of a gateway that serves more rows than asked (it pages by its own size)."""
+
+    frontier: int | None = count(0)
+    total: int | None = count(0, null_saved=True)
+    gateway_page_size: int | None = hint()
+
+
 class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
     """Tokens are ``(page, page_size)``, chosen from the frontier after every answer.
 
@@ -294,6 +305,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         "check that nuoyun.headers and/or nuoyun.body carry the credentials your Nuoyun gateway expects"
     )
     derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_row),)
+    progress_extras = FrontierProgress
 
     schema = th.PropertiesList(
         th.Property("room_id", th.IntegerType, required=True, description="直播间ID (room id)."),
@@ -395,15 +407,14 @@ class NuoyunUserDurationsStream(LivestreamStream):
 
     def planned_windows(self, context: Context | None) -> t.Iterator[tuple[t.Any, int]]:
         """The base's windows; an unfinished one resumes with its frontier and last total."""
-        progress = dict(self.partition_state(context).get("progress") or {})
+        progress = self.saved_state(context).load().progress
         for index, (window, first_page) in enumerate(super().planned_windows(context)):
             if index == 0 and progress:
-                size = int(progress.get("page_size") or self.page_size)
-                rows = int(progress.get("frontier", (first_page - 1) * size))
-                total = progress.get("total")
-                self._frontier = Frontier(rows=rows, total=int(total) if total is not None else None)
-                gateway = int_or_none(progress.get("gateway_page_size"))
-                self._gateway_size = gateway if gateway and gateway > 0 else None
+                saved = progress.extras_as(FrontierProgress) or FrontierProgress()
+                size = progress.page_size or self.page_size
+                rows = saved.frontier if saved.frontier is not None else (first_page - 1) * size
+                self._frontier = Frontier(rows=rows, total=saved.total)
+                self._gateway_size = saved.gateway_page_size
             else:
                 self._frontier = Frontier()
                 self._gateway_size = None
@@ -414,14 +425,9 @@ class NuoyunUserDurationsStream(LivestreamStream):
             self._window_end_text = to_rfc3339(window.end)
             yield window, first_page
 
-    def save_progress(self, context: Context | None, window: t.Any, next_page: int) -> None:
-        """The base's progress plus the frontier and the last total (to see rows that left meanwhile)."""
-        super().save_progress(context, window, next_page)
-        progress = self.partition_state(context)["progress"]
-        progress["frontier"] = self._frontier.rows
-        progress["total"] = self._frontier.total
-        if self._gateway_size:
-            progress["gateway_page_size"] = self._gateway_size
+    def progress_extras_now(self) -> FrontierProgress:
+        """The frontier and the last total (to see rows that left meanwhile) go with the progress."""
+        return FrontierProgress(self._frontier.rows, self._frontier.total, self._gateway_size or None)
 
     # -------------------------------------------------------------------- request
 

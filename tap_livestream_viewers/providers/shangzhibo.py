@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from typing_extensions import override
 
+from tap_livestream_viewers import state as saved_state
 from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.providers import sessions
@@ -309,6 +311,16 @@ class ShangzhiboActivityVisitsStream(_ShangzhiboStream):
         return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class NewestFirstProgress(saved_state.ProgressExtras):
+    """A newest-first read in flight keeps where it stops (the bookmark when it began) and the
+    newest visit seen (the next bookmark)."""
+
+    # ``moment`` returns a ``dataclasses.field`` (what RUF009 asks for), with its declaration.
+    stop_at: datetime = saved_state.moment(required=True)  # noqa: RUF009
+    high_water: datetime | None = saved_state.moment(null_saved=True)  # noqa: RUF009
+
+
 class ShangzhiboUserVisitsStream(_ShangzhiboStream):
     """One user's visits across activities, read newest first down to the bookmark.
 
@@ -364,6 +376,7 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
 
     # Read newest first, not by windows: progress holds stop_at/high_water, not window bounds.
     progress_windowed = False
+    progress_extras = NewestFirstProgress
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -385,20 +398,19 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
 
     def read_partition(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Page newest-first from page 1 (or the saved page) down to the bookmark."""
-        state = self.partition_state(context)
-        progress = state.get("progress")
-        if progress:
-            self._first_page = int(progress["next_page"])
-            self._page_size_in_use = int(progress.get("page_size") or self.page_size)
-            self._stop_at = parse_datetime(progress["stop_at"], UTC)
-            high_water = progress.get("high_water")
+        progress = self.saved_state(context).load().progress
+        saved = progress.extras_as(NewestFirstProgress) if progress else None
+        if progress and saved:
+            self._first_page = progress.next_page
+            self._page_size_in_use = progress.page_size or self.page_size
+            self._stop_at = saved.stop_at
+            self._high_water = saved.high_water
         else:
             self._first_page = 1
             self._page_size_in_use = self.page_size
             self._stop_at = self.bookmark(context)
-            high_water = None
+            self._high_water = None
         self._end_at = self.config_datetime("end_date")
-        self._high_water = parse_datetime(high_water, UTC) if high_water else None
         for row in self.request_records(context):
             if self._in_range(row):
                 yield row
@@ -433,26 +445,24 @@ class ShangzhiboUserVisitsStream(_ShangzhiboStream):
 
     def page_done(self, next_page: int) -> None:
         """Save the next page, the run's high-water mark and where it stops."""
-        state = self.partition_state(self._context)
-        state["progress"] = {
-            "next_page": next_page,
-            "page_size": self._page_size_in_use,
-            "stop_at": to_rfc3339(self._stop_at) if self._stop_at else None,
-            "high_water": to_rfc3339(self._high_water) if self._high_water else None,
-        }
+        assert self._stop_at is not None  # set when the read began
+        self.saved_state(self._context).save_progress(
+            saved_state.Progress(
+                next_page, self._page_size_in_use, extras=NewestFirstProgress(self._stop_at, self._high_water)
+            )
+        )
         self.emit_state()
 
     def _finish(self, context: Context | None) -> None:
-        state = self.partition_state(context)
-        state.pop("progress", None)
-        state["replication_key"] = self.replication_key
+        saved = self.saved_state(context)
+        previous = saved.load().bookmark
         newest = self._high_water or self._stop_at
         if self._end_at is not None and newest is not None:
             newest = min(newest, self._end_at)
-        if newest is not None:
-            previous = state.get("replication_key_value")
-            if not previous or parse_datetime(previous, UTC) < newest:
-                state["replication_key_value"] = to_rfc3339(newest.astimezone(UTC))
+        bookmark = None  # the bookmark never moves back
+        if newest is not None and (previous is None or previous < newest):
+            bookmark = newest.astimezone(UTC)
+        saved.finish(self.replication_key, bookmark)
         self.emit_state()
 
     identity_fields = (("visitAt",), ("activityId",))

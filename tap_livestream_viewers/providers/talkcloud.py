@@ -366,17 +366,16 @@ class _TalkcloudStream(LivestreamStream):
     def planned_windows(self, context: Context | None) -> t.Iterator[tuple[Window, int]]:
         """As the base, but an in-flight window older than a year is dropped (and clamped)."""
         self._earliest = self.earliest_queryable()
-        state = self.partition_state(context)
-        progress = state.get("progress")
-        if progress and parse_datetime(progress["window_start"], UTC) < self._earliest:
+        saved = self.saved_state(context)
+        progress = saved.load().progress
+        if progress and progress.window.start < self._earliest:
             self.logger.warning(
-                "%s: the saved window %s .. %s now starts more than one year ago; "
+                "%s: the saved window %s now starts more than one year ago; "
                 "it is asked again from the oldest day Talk-cloud still answers for.",
                 self.describe_partition(context),
-                progress["window_start"],
-                progress["window_end"],
+                progress.bounds(),
             )
-            state.pop("progress", None)
+            saved.drop_progress()
         yield from super().planned_windows(context)
 
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
