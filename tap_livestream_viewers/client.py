@@ -160,6 +160,9 @@ class LivestreamStream(RESTStream[int]):
     #: with a daily call budget reads one page at a time: a page fetched ahead and lost to a
     #: stop would be a call spent for nothing (``prefetch.py``).
     max_pages_in_flight: t.ClassVar[int | None] = None
+    #: Pages in flight when ``max_concurrency`` is not set: a provider without a documented rate
+    #: limit gets a polite 4; one with a documented limit may set more.
+    default_pages_in_flight: t.ClassVar[int] = 4
     #: The provider's own fields in an in-flight ``progress`` (see ``state.ProgressExtras``).
     progress_extras: t.ClassVar[type[ProgressExtras] | None] = None
     #: Streams fed by this stream's pages, one declaration each (see ``derived.py``).
@@ -266,7 +269,7 @@ class LivestreamStream(RESTStream[int]):
         """
         if self.ABORT_AT_RECORD_COUNT is not None:
             return 1
-        wanted = max(1, int(self.config.get("max_concurrency") or DEFAULT_MAX_CONCURRENCY))
+        wanted = max(1, int(self.config.get("max_concurrency") or self.default_pages_in_flight))
         return min(wanted, self.max_pages_in_flight or wanted)
 
     def connection_test_skip_reason(self) -> str | None:
@@ -1227,8 +1230,6 @@ class LivestreamStream(RESTStream[int]):
 
 MESSAGE_KEYS = ("msg", "message", "error", "errmsg", "error_description", "info")
 MIN_SECRET_LENGTH = redaction.MIN_SECRET_LENGTH
-#: ``max_concurrency`` default: requests one partition may have in flight.
-DEFAULT_MAX_CONCURRENCY = 4
 #: ``max_wait_seconds`` default: a ``Retry-After`` longer than this stops the partition.
 DEFAULT_MAX_WAIT_S = 300.0
 

@@ -237,3 +237,17 @@ def test_a_stopped_run_does_not_wait_for_or_retry_pages_fetched_ahead(tmp_path):
     assert took < 30  # not 120 s for pages nobody will read
     assert sorted(pages) == [1, 2, 3, 4, 5]  # each asked once, none retried after the stop
     assert len(run.records(NUOYUN)) == 500
+
+
+def test_default_concurrency_follows_each_providers_documented_limit(tmp_path):
+    """Without max_concurrency: Nuoyun (1,000 calls per 10 s documented) up to 8, Shangzhibo 4."""
+    with Sandbox(latency_s=0.05) as box:
+        data = ny.register(box, ny.NuoyunData(rows=10_000))
+        szb_data = szb.register(box, szb.ShangzhiboData(activities={"10024069": 3000}, users={}))
+        config = nuoyun_config(box.base_url, data)
+        config["shangzhibo"] = szb.tap_config(szb_data, box.base_url)
+        config["start_date"], config["end_date"] = "2026-08-01T00:00:00Z", "2026-10-01T00:00:00Z"
+        run = run_tap(tmp_path, config)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert 4 < box.peak_in_flight(ny.PATH) <= 8
+        assert 1 < box.peak_in_flight("/stats/user-visits") <= 4

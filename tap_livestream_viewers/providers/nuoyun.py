@@ -301,6 +301,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
     end_lag = timedelta(minutes=5)
     default_page_size = MAX_PAGE_SIZE
     max_page_size = MAX_PAGE_SIZE
+    # "频率限制:10秒1000次": 8 in flight stay far below it (and the limiter holds every call to it).
+    default_pages_in_flight = 8
     credential_hint = (
         "check that nuoyun.headers and/or nuoyun.body carry the credentials your Nuoyun gateway expects"
     )
