@@ -328,10 +328,13 @@ class LivestreamStream(RESTStream[int]):
         start = floor_to(
             self.clamp_start(context, resume_from or self.bookmark(context)), self.time_precision
         )
-        # Each query reaches one step before its window: the window is one step shorter.
-        span = self.max_window - self.time_precision if self.max_window is not None else None
-        for window in time_windows(start, self._planned_end, span):
+        for window in time_windows(start, self._planned_end, self.window_span):
             yield window, 1
+
+    @property
+    def window_span(self) -> timedelta | None:
+        """The longest window: each query reaches one step before it, so one step under ``max_window``."""
+        return self.max_window - self.time_precision if self.max_window is not None else None
 
     def query_range(self) -> tuple[datetime, datetime]:
         """The range to ask for the current window: one step earlier than it, to its end.
@@ -830,9 +833,8 @@ class LivestreamStream(RESTStream[int]):
         if window is None or self._planned_end is None or window.end >= self._planned_end:
             return []
         start = floor_to(self.clamp_start(self._context, window.end), self.time_precision)
-        span = self.max_window - self.time_precision if self.max_window is not None else None
-        following = itertools.islice(time_windows(start, self._planned_end, span), self.pages_in_flight)
-        return [(later, self.first_token()) for later in following]
+        following = time_windows(start, self._planned_end, self.window_span)
+        return [(later, self.first_token()) for later in itertools.islice(following, self.pages_in_flight)]
 
     def first_token(self) -> t.Any:
         """Hook: the paging token of a window's first page."""
