@@ -1,6 +1,7 @@
 """The benchmark: the tap against a bare loop over the same pages, memory, calls and latency.
 
     .venv/bin/python benchmarks/bench.py [--rows 100000] [--big-rows 1000000] [--quick]
+                                         [--only throughput,memory,latency]
 
 Starts the provider sandbox in this process (Nuoyun, the provider with the most rows per
 call) and prints, in one run on the same data:
@@ -17,7 +18,9 @@ call) and prints, in one run on the same data:
 
 It writes ``benchmarks/results/latest.json`` and ``benchmarks/results/latest.svg`` (the
 chart the README shows). Ratios, not absolute times, are the targets: these machines are
-shared and noisy. ``--quick`` uses small sizes (a smoke run, not a measurement).
+shared and noisy. ``--quick`` uses small sizes (a smoke run, not a measurement). ``--only``
+measures some parts (``throughput`` includes calls); the others are kept from the previous
+``latest.json`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -116,6 +120,7 @@ def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[s
         catalog_path.write_text(json.dumps(provider_stream_only(config_path)))
         args = [TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
         with open(os.devnull, "wb") as sink, log_path.open("wb") as log:
+            cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             began = time.perf_counter()
             process = subprocess.Popen(args, stdout=sink, stderr=log)
             peak_kib = 0
@@ -123,6 +128,7 @@ def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[s
                 peak_kib = max(peak_kib, high_water_kib(process.pid))
                 time.sleep(0.02)
             elapsed = time.perf_counter() - began
+            cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if process.returncode != 0:
             print(log_path.read_text()[-3000:], file=sys.stderr)
             raise SystemExit("the tap failed: see its log above")
@@ -132,6 +138,8 @@ def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[s
         "records_per_s": provider.rows / elapsed,
         "calls": provider.calls(),
         "peak_rss_mb": peak_kib / 1024,
+        # The tap's own CPU time: wall time less waiting for the provider (on a shared machine).
+        "cpu_seconds": cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime,
     }
 
 
@@ -177,31 +185,42 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
         "big_rows": args.big_rows,
     }
 
-    provider = Provider(args.rows)
-    try:
-        tap = run_tap(provider)
-        bare = run_bare_loop(provider)
-    finally:
-        provider.stop()
-    minimum = math.ceil(args.rows / ny.MAX_PAGE_SIZE)
-    result["throughput"] = {
-        "tap_records_per_s": round(tap["records_per_s"]),
-        "bare_loop_records_per_s": round(bare["records_per_s"]),
-        "ratio": round(tap["records_per_s"] / bare["records_per_s"], 2),
-    }
-    result["calls"] = {"made": tap["calls"], "minimum": minimum, "ratio": round(tap["calls"] / minimum, 2)}
+    bare = None
+    if args.only & {"throughput", "memory"}:
+        provider = Provider(args.rows)
+        try:
+            tap = run_tap(provider)
+            bare = run_bare_loop(provider) if "throughput" in args.only else None
+        finally:
+            provider.stop()
+    if bare:
+        minimum = math.ceil(args.rows / ny.MAX_PAGE_SIZE)
+        result["throughput"] = {
+            "tap_records_per_s": round(tap["records_per_s"]),
+            "bare_loop_records_per_s": round(bare["records_per_s"]),
+            "ratio": round(tap["records_per_s"] / bare["records_per_s"], 2),
+            "tap_cpu_s": round(tap["cpu_seconds"], 2),
+        }
+        result["calls"] = {
+            "made": tap["calls"],
+            "minimum": minimum,
+            "ratio": round(tap["calls"] / minimum, 2),
+        }
 
-    big = Provider(args.big_rows)
-    try:
-        big_tap = run_tap(big)
-    finally:
-        big.stop()
-    result["memory"] = {
-        "peak_rss_mb_small": round(tap["peak_rss_mb"], 1),
-        "peak_rss_mb_big": round(big_tap["peak_rss_mb"], 1),
-        "growth": round(big_tap["peak_rss_mb"] / tap["peak_rss_mb"] - 1, 3),
-    }
+    if "memory" in args.only:
+        big = Provider(args.big_rows)
+        try:
+            big_tap = run_tap(big)
+        finally:
+            big.stop()
+        result["memory"] = {
+            "peak_rss_mb_small": round(tap["peak_rss_mb"], 1),
+            "peak_rss_mb_big": round(big_tap["peak_rss_mb"], 1),
+            "growth": round(big_tap["peak_rss_mb"] / tap["peak_rss_mb"] - 1, 3),
+        }
 
+    if "latency" not in args.only:
+        return result
     slow = Provider(args.latency_rows, latency_s=LATENCY_S)
     try:
         latency: dict[str, t.Any] = {"rows": args.latency_rows, "latency_ms": int(LATENCY_S * 1000)}
@@ -263,13 +282,20 @@ def main() -> None:
     parser.add_argument("--latency-rows", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only", default="throughput,memory,latency", help="parts to measure, comma-separated"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rows, args.big_rows, args.latency_rows = 5_000, 10_000, 2_000
-    result = measure(args)
+    args.only = set(args.only.split(","))
+    previous = args.out / "latest.json"
+    result = json.loads(previous.read_text()) if previous.exists() else {}
+    result.update(measure(args))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    (args.out / "latest.svg").write_text(chart(result))
+    if all(part in result for part in ("throughput", "calls", "memory", "latency")):
+        (args.out / "latest.svg").write_text(chart(result))
     print(json.dumps(result, indent=2, ensure_ascii=False))
 
 

@@ -46,6 +46,7 @@ import requests
 from backoff.types import Details
 from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
@@ -70,6 +71,7 @@ from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartitio
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
+from tap_livestream_viewers.writer import RecordLines, StateFlushingWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -450,7 +452,7 @@ class LivestreamStream(RESTStream[int]):
         """Read the partition; a spent budget or a failed partition ends it cleanly (see below)."""
         self._context = context
         self.derived_feed.begin()
-        self._keys.clear()
+        self._forget_keys()
         with self.partition_outcome(context), self.pages_ahead_of(context):
             yield from self.read_partition(context)
 
@@ -511,12 +513,21 @@ class LivestreamStream(RESTStream[int]):
 
     def start_window_checks(self) -> None:
         """A new window: forget its predecessor's keys and the rows it left to its neighbours."""
-        self._keys.clear()
+        self._forget_keys()
         self._left_to_neighbours = 0
 
     def key_registry(self, use: str = "") -> KeyRegistry:
         """The current window's registry of keys for ``use`` (``""``: this stream's own rows)."""
-        return self._keys.setdefault(use, KeyRegistry())
+        registry = self._keys.get(use)
+        if registry is None:
+            registry = self._keys[use] = KeyRegistry()
+        return registry
+
+    def _forget_keys(self) -> None:
+        """Drop the keys of the window before (a registry's temporary file goes with it)."""
+        for registry in self._keys.values():
+            registry.clear()
+        self._keys.clear()
 
     def records_in_window(self, context: Context | None, window: Window) -> t.Iterable[dict]:
         """Page through one window with the SDK's request loop (override for special endpoints)."""
@@ -561,17 +572,59 @@ class LivestreamStream(RESTStream[int]):
         return tuple(self.schema.get("properties", {}))
 
     @override
-    def _generate_record_messages(self, record: dict) -> t.Generator:
-        """Keep only the schema's properties: an undocumented new field never reaches a target.
+    def _write_record_message(self, record: dict) -> None:
+        """The SDK's, or the record's line encoded straight into the output (``writer.RecordLines``)."""
+        lines = self._record_lines
+        if lines is None:
+            super()._write_record_message(record)
+            return
+        lines.write(self._emitted(record))
+        self.state_manager.is_flushed = False
 
-        Each such field is named once in a warning, so a provider's API change is seen.
+    @cached_property
+    def _record_lines(self) -> RecordLines | None:
+        """Direct RECORD lines when the SDK's message path would only copy the record through.
+
+        That is: every property selected (no deselection walk) and the one stream map the
+        identity (no ``stream_maps`` for this stream, no flattening). Otherwise ``None``: the
+        SDK's path with its maps and selection. Known once the sync starts.
         """
-        projected = {name: record[name] for name in self._schema_properties if name in record}
-        if len(projected) != len(record):
+        writer = getattr(self._tap, "message_writer", None)
+        maps = self.stream_maps
+        if not (
+            isinstance(writer, StateFlushingWriter)
+            and self._every_field_selected
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+        ):
+            return None
+        return RecordLines(writer, maps[0].stream_alias, lambda: self._stream_version)
+
+    def _emitted(self, record: dict) -> dict:
+        """The record as it leaves the tap: the schema's properties only, secrets masked.
+
+        An undocumented new field never reaches a target; each is named once in a warning,
+        so a provider's API change is seen.
+        """
+        if record.keys() <= self._schema_property_set:
+            projected = record
+        else:
+            projected = {name: record[name] for name in self._schema_properties if name in record}
             self._warn_unknown_fields(record)
         self.progress.counts.rows += 1
         if getattr(self._tap, "_answer_holds_secret", False):
             projected = self._masked_record(projected)
+        return projected
+
+    @cached_property
+    def _schema_property_set(self) -> frozenset[str]:
+        return frozenset(self._schema_properties)
+
+    @override
+    def _generate_record_messages(self, record: dict) -> t.Generator:
+        """The SDK's messages of the record as it leaves the tap (``_emitted``)."""
+        projected = self._emitted(record)
         if not self._every_field_selected:
             yield from super()._generate_record_messages(projected)
             return
@@ -701,8 +754,13 @@ class LivestreamStream(RESTStream[int]):
         this window gets its content key there too. Each case is counted per field.
         """
         fields = self._key_fields
-        missing = [group for group in self.identity_fields if not has_any(record, group)]
-        empty = [name for name in fields if is_empty(record.get(name))]
+        key_values = tuple(map(record.get, fields))
+        if not self.identity_fields and _all_present(key_values):
+            missing: list[tuple[str, ...]] = []
+            empty: list[str] = []
+        else:
+            missing = [group for group in self.identity_fields if not has_any(record, group)]
+            empty = [name for name in fields if is_empty(record.get(name))]
         if missing or empty:
             log = self._problem_log(context)
             for name in empty:
@@ -716,7 +774,7 @@ class LivestreamStream(RESTStream[int]):
             for name in empty:
                 if not any(name in group for group in missing):
                     log.add("missing", name, key, note=name)
-        key_values = tuple([record.get(name) for name in fields])
+            key_values = tuple(map(record.get, fields))
         if key_values and keys.collides(key_values, raw):
             target = self.content_key_field or fields[-1]
             before = self.key_text(record)
@@ -1260,6 +1318,11 @@ def _leaves(value: t.Any) -> t.Iterator[str]:
             yield from _leaves(item)
     elif value is not None and len(str(value)) >= MIN_SECRET_LENGTH:
         yield str(value)
+
+
+def _all_present(values: tuple) -> bool:
+    """Whether no value is empty (``rowcheck.is_empty``): the common case, checked per record."""
+    return all(value is not None and (type(value) is not str or value.strip()) for value in values)
 
 
 def int_or_none(value: t.Any) -> int | None:

@@ -10,8 +10,9 @@ empty or colliding primary key makes an upserting target keep one row of many. S
   (``"42"`` into an integer column), anything else null, noted as a problem of that field.
 * ``content_key`` derives a stable, distinct key from a row's own content, for rows whose
   identity is missing or taken by another row.
-* ``KeyRegistry`` remembers 64-bit hashes of the keys seen in a window (bounded memory) to
-  tell a harmless repeat (same key, same content) from a collision (same key, other row).
+* ``KeyRegistry`` remembers the keys seen in a window, each with a 64-bit hash of its row,
+  to tell a harmless repeat (same key, same content) from a collision (same key, other
+  row); past ``MEMORY_KEYS`` keys it keeps them in a temporary file, so memory stays flat.
 * ``ProblemLog`` counts problems per field and keeps the first few row keys, so a partition
   logs one warning per field, not one per row.
 """
@@ -19,6 +20,7 @@ empty or colliding primary key makes an upserting target keep one row of many. S
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -192,27 +194,125 @@ def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any]
 # ------------------------------------------------------------------- identities
 
 
-class KeyRegistry:
-    """Keys seen in the current window: 64-bit hash of the key -> 64-bit hash of the row."""
+#: Keys a window's registry holds in memory before the rest go to a temporary file.
+MEMORY_KEYS = 100_000
+#: Page cache of the temporary file, KiB (SQLite's default is 2 MiB).
+SPILL_CACHE_KIB = 2048
+#: New keys written to the file together, sorted (one insert per key would cost more).
+SPILL_BATCH = 8192
+#: Bits of the filter in front of the file (1 MiB): a key it has not seen needs no lookup.
+FILTER_BITS = 1 << 23
+_KEY_ENCODER = msgspec.json.Encoder()
 
-    def __init__(self) -> None:
-        self._seen: dict[int, int] = {}
+
+class KeyRegistry:
+    """Keys seen in the current window, each with a fingerprint of the row that came under it.
+
+    Keys are kept exactly (their canonical JSON), never as a hash of themselves: two keys
+    that merely hash alike must not look like one key, or a legitimate row would get a
+    content key. The row's fingerprint is a 64-bit hash of its canonical JSON; a different
+    row under the same key is told apart but for a 2**-64 chance (then missed, never
+    invented).
+
+    Memory stays flat however large the window (Nuoyun reads a whole account as one): the
+    first ``memory_keys`` keys are held in a dict (about 130 bytes each); the keys after
+    them go to a temporary file (``_Spill``). A key is looked up in both.
+    """
+
+    def __init__(self, memory_keys: int = MEMORY_KEYS) -> None:
+        self._memory_keys = memory_keys
+        self._seen: dict[bytes, int] = {}
+        self._spill: _Spill | None = None
 
     def clear(self) -> None:
+        """A new window: forget every key (the temporary file goes with it)."""
         self._seen.clear()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def __len__(self) -> int:
+        return len(self._seen) + (len(self._spill) if self._spill else 0)
 
     def collides(self, key: tuple, raw: bytes) -> bool:
         """Whether another row (other content) already came under ``key`` in this window.
 
         The same row again (paging overlap, a re-read after rows moved) is not a collision.
         """
-        key_hash = hash(key)
-        row_hash = hash(raw)
-        seen = self._seen.get(key_hash)
+        exact = _key_bytes(key)
+        row = hash(raw)
+        seen = self._seen.get(exact)
         if seen is None:
-            self._seen[key_hash] = row_hash
-            return False
-        return seen != row_hash
+            if self._spill is None:
+                if len(self._seen) < self._memory_keys:
+                    self._seen[exact] = row
+                    return False
+                self._spill = _Spill()
+            seen = self._spill.recall_or_add(exact, row)
+            if seen is None:
+                return False
+        return seen != row
+
+
+class _Spill:
+    """Keys past the memory tier, in a private temporary SQLite database.
+
+    SQLite deletes the file (named by the empty string) when it is closed, at the window's
+    end or the process's. New keys wait in a small batch and are inserted sorted; a fixed
+    bit filter (two bits per key) says when a key cannot be in the file, so most new keys
+    need no lookup. The filter only saves lookups: a key it may have seen is looked up, so
+    its false positives cost time, never a wrong answer.
+    """
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{SPILL_CACHE_KIB}"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID")
+        self._pending: dict[bytes, int] = {}
+        self._bits = bytearray(FILTER_BITS // 8)
+        self._stored = 0
+
+    def __len__(self) -> int:
+        return self._stored + len(self._pending)
+
+    def recall_or_add(self, exact: bytes, row: int) -> int | None:
+        """The fingerprint stored under ``exact``, or ``None`` after storing ``row`` under it."""
+        pending = self._pending.get(exact)
+        if pending is not None:
+            return pending
+        spread = hash(exact)
+        first, second = spread & (FILTER_BITS - 1), (spread >> 32) & (FILTER_BITS - 1)
+        bits = self._bits
+        if bits[first >> 3] >> (first & 7) & 1 and bits[second >> 3] >> (second & 7) & 1:
+            found = self._db.execute("SELECT row FROM seen WHERE key = ?", (exact,)).fetchone()
+            if found is not None:
+                return int(found[0])
+        else:
+            bits[first >> 3] |= 1 << (first & 7)
+            bits[second >> 3] |= 1 << (second & 7)
+        self._pending[exact] = row
+        if len(self._pending) >= SPILL_BATCH:
+            self._flush()
+        return None
+
+    def _flush(self) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO seen (key, row) VALUES (?, ?)", sorted(self._pending.items()))
+        self._db.execute("COMMIT")
+        self._stored += len(self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _key_bytes(key: tuple) -> bytes:
+    """A key's values as JSON (exact for every type a record holds), else as their ``repr``."""
+    try:
+        return _KEY_ENCODER.encode(key)
+    except (TypeError, ValueError, OverflowError):
+        return repr(key).encode("utf-8", "replace")
 
 
 @dataclass

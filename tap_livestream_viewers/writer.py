@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import atexit
 import sys
+import time
+import typing as t
+from datetime import datetime, timezone
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
@@ -42,3 +45,40 @@ class StateFlushingWriter(MsgSpecWriter):
             sys.stdout.buffer.write(self._pending)
             self._pending.clear()
         sys.stdout.flush()
+
+
+class RecordLines:
+    """One stream's RECORD lines encoded straight into the writer's block, no message object.
+
+    Byte for byte what the SDK writes for a ``RecordMessage`` (same encoder, same keys:
+    type, stream, record, version, time_extracted), without building the message, its dict
+    and a fresh ``datetime`` per record: ``time_extracted`` is the current millisecond (the
+    stamp is rebuilt when the clock moves past it). For a stream whose records reach the
+    target unmapped (no stream map, every field selected; the stream decides).
+    """
+
+    def __init__(self, writer: StateFlushingWriter, stream: str, version: t.Callable[[], int | None]) -> None:
+        self._writer = writer
+        self._head = b'{"type":"RECORD","stream":' + encoder.encode(stream) + b',"record":'
+        self._version = version
+        self._tail = b""
+        self._until = 0.0
+
+    def write(self, record: dict) -> None:
+        """Append the record's line to the writer's block (written out as ``write_message`` does)."""
+        now = time.time()
+        if now >= self._until:
+            self._stamp(now)
+        pending = self._writer._pending
+        pending += self._head
+        encoder.encode_into(record, pending, -1)
+        pending += self._tail
+        if len(pending) >= _BLOCK:
+            self._writer.flush()
+
+    def _stamp(self, now: float) -> None:
+        version = self._version()
+        tail: dict[str, t.Any] = {} if version is None else {"version": version}
+        tail["time_extracted"] = datetime.fromtimestamp(now, timezone.utc)
+        self._tail = b"," + encoder.encode(tail)[1:] + b"\n"
+        self._until = (int(now * 1000) + 1) / 1000

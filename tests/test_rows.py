@@ -1,0 +1,83 @@
+"""The per-row path: records written straight to the output, keys remembered in flat memory.
+
+What a user relies on: every RECORD line is a Singer message with its stream, record and
+``time_extracted`` whatever path wrote it; stream maps and field selection still apply to a
+provider stream's records; a window of any size tells the same row read twice from two
+different rows under one key (README "When a provider misbehaves"), in memory and past it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from conftest import discover, run_tap
+from sandbox import nuoyun as ny
+from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, raw_bytes
+
+STREAM = "nuoyun_user_durations"
+WINDOW = {"start_date": "2026-08-01T00:00:00Z", "end_date": "2026-11-05T00:00:00Z"}
+
+
+def nuoyun_config(sandbox, rows: int = 1200, **extra) -> tuple[dict, ny.NuoyunData]:
+    data = ny.register(sandbox, ny.NuoyunData(rows=rows))
+    return {**WINDOW, "nuoyun": ny.tap_config(data, sandbox.base_url), **extra}, data
+
+
+def test_record_lines_are_singer_records_with_time_extracted(sandbox, tmp_path):
+    config, data = nuoyun_config(sandbox)
+    before = datetime.now(timezone.utc)
+    run = run_tap(tmp_path, config)
+    after = datetime.now(timezone.utc)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    records = [m for m in lines if m["type"] == "RECORD" and m["stream"] == STREAM]
+    assert {(m["record"]["room_id"], m["record"]["wechat_user_space_id"]) for m in records} == data.keys
+    for message in records:
+        extracted = datetime.fromisoformat(message["time_extracted"].replace("Z", "+00:00"))
+        assert before <= extracted <= after
+        assert set(message) <= {"type", "stream", "record", "version", "time_extracted"}
+    # every record before the STATE that covers it (the output is flushed at each STATE)
+    assert lines[-1]["type"] == "STATE"
+
+
+def test_stream_maps_and_field_selection_apply_to_a_provider_stream(sandbox, tmp_path):
+    config, data = nuoyun_config(
+        sandbox,
+        stream_maps={STREAM: {"ip": "__NULL__", "viewer": "wechat_user_space_id * 10"}},
+    )
+    catalog = discover(tmp_path, config)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == STREAM
+            if entry["tap_stream_id"] == STREAM and item["breadcrumb"] == ["properties", "area"]:
+                item["metadata"]["selected"] = False
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    records = run.records(STREAM)
+    assert len(records) == len(data.keys)
+    assert all("ip" not in r and "area" not in r for r in records)
+    assert all(r["viewer"] == r["wechat_user_space_id"] * 10 for r in records)
+
+
+def test_key_registry_past_its_memory_tells_repeats_from_collisions():
+    registry = KeyRegistry(memory_keys=100)
+    keys = [(1000 + i % 7, 20_000 + i) for i in range(3 * SPILL_BATCH)]
+    rows = {key: raw_bytes({"room": key[0], "user": key[1], "stay": key[1] % 13}) for key in keys}
+    assert not any(registry.collides(key, rows[key]) for key in keys)
+    assert len(registry) == len(keys)
+    # the same rows again (paging overlap): no collision, in memory, in the file, in the batch
+    assert not any(registry.collides(key, rows[key]) for key in keys[::97])
+    # another row under a key seen before: a collision wherever that key is kept
+    for key in (keys[0], keys[150], keys[SPILL_BATCH + 5], keys[-1]):
+        assert registry.collides(key, raw_bytes({"room": key[0], "user": key[1], "stay": -1}))
+    registry.clear()
+    assert len(registry) == 0
+    assert not registry.collides(keys[-1], b"other row, next window")
+
+
+def test_key_registry_takes_keys_exactly():
+    registry = KeyRegistry(memory_keys=1)
+    for key in [(1,), ("1",), (1.5,), (None,), ("",), (True,)]:
+        assert not registry.collides(key, repr(key).encode())
