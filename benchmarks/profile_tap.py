@@ -29,6 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench
 
 
+def _function(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    return f"{name} {where.rsplit('/', 1)[-1].split(':')[0]}"
+
+
 def spy_summary(collapsed: Path, top: int) -> None:
     """Own and inclusive sample shares per function, from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
@@ -36,7 +41,8 @@ def spy_summary(collapsed: Path, top: int) -> None:
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [frame.split(" (")[0] + " " + frame.split("/")[-1].rstrip(")") for frame in stack.split(";")]
+        # "function (path/file.py:line)" -> "function file.py": one entry per function
+        frames = [_function(frame) for frame in stack.split(";")]
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):

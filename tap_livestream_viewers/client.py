@@ -1322,7 +1322,9 @@ def _leaves(value: t.Any) -> t.Iterator[str]:
 
 def _all_present(values: tuple) -> bool:
     """Whether no value is empty (``rowcheck.is_empty``): the common case, checked per record."""
-    return all(value is not None and (type(value) is not str or value.strip()) for value in values)
+    if None in values:
+        return False
+    return str not in map(type, values) or all(value.strip() for value in values if type(value) is str)
 
 
 def int_or_none(value: t.Any) -> int | None:

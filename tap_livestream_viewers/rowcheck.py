@@ -151,27 +151,113 @@ def coerce_value(value: t.Any, kind: Kind) -> tuple[t.Any, bool]:
 
 #: One property: (name, types that need no conversion, kind, nested properties); a plain
 #: tuple, since the loop below runs for every value of every record.
-_Prop = tuple[str, tuple[type, ...], Kind, tuple]
+_Prop = tuple[str, tuple[type, ...], Kind, tuple | None]
 
 
 def _compile(properties: t.Mapping[str, t.Any]) -> tuple[_Prop, ...]:
-    props = []
+    """Per property: the types taken as they are, and what else to check (see ``_coerce``)."""
+    props: list[_Prop] = []
     for name, spec in properties.items():
         kind = kind_of(spec)
+        if kind == "date-time":  # text, then checked for an offset: ``None`` marks it
+            props.append((name, (str,), kind, None))
+            continue
         children = _compile(spec.get("properties") or {}) if kind == "object" else ()
         props.append((name, _FAST.get(kind, ()), kind, children))
     return tuple(props)
 
 
+def _aware(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 date-time with an offset, as the schema's date-time needs."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
 class SchemaCoercer:
-    """Make a record's values fit the stream's schema; report what had to be nulled."""
+    """Make a record's values fit the stream's schema; report what had to be nulled.
+
+    Nearly every record fits already. ``msgspec.convert`` into a struct of the schema's
+    types (``strict``: no conversion, every field optional, other fields ignored) says so
+    in one C-level pass; only then are date-time texts checked for their offset. A record
+    it refuses goes through the per-value loop (``_coerce``), which converts or nulls.
+    """
 
     def __init__(self, schema: t.Mapping[str, t.Any]) -> None:
-        self._props = _compile(schema.get("properties") or {})
+        properties = schema.get("properties") or {}
+        self._props = _compile(properties)
+        self._fits = _struct_of(properties, "Record")
+        paths = tuple(_datetime_paths(properties))
+        self._datetimes = tuple(path[0] for path in paths if len(path) == 1)
+        self._nested_datetimes = tuple(path for path in paths if len(path) > 1)
 
     def coerce(self, record: dict, bad: t.Callable[[str, t.Any], None]) -> None:
         """Fix ``record`` in place; ``bad(field, raw)`` for every value set to null."""
-        _coerce(record, self._props, bad, "")
+        try:
+            msgspec.convert(record, self._fits, strict=True)
+        except msgspec.ValidationError:
+            _coerce(record, self._props, bad, "")
+            return
+        for name in self._datetimes:
+            value = record.get(name)
+            if value is not None and not _aware(value):
+                record[name] = None
+                bad(name, value)
+        for path in self._nested_datetimes:
+            _check_datetime(record, path, bad)
+
+
+#: Python types the struct checks, per kind; ``date-time`` is text there (its offset is checked apart).
+_STRUCT_TYPES: dict[Kind, t.Any] = {
+    "integer": int,
+    "number": int | float,
+    "string": str,
+    "date-time": str,
+    "boolean": bool,
+    "array": list,
+}
+
+
+def _struct_of(properties: t.Mapping[str, t.Any], name: str) -> type[msgspec.Struct]:
+    """A struct whose ``convert`` accepts exactly the records ``_coerce`` would leave alone."""
+    fields: list[tuple[str, t.Any, None]] = []
+    rename: dict[str, str] = {}
+    for index, (prop, spec) in enumerate(properties.items()):
+        kind = kind_of(spec)
+        if kind == "object":
+            children = spec.get("properties")
+            value_type = _struct_of(children, f"{name}_{index}") if children else dict
+        else:
+            value_type = _STRUCT_TYPES.get(kind, t.Any)
+        field_name = f"f{index}"  # property names need not be identifiers
+        rename[field_name] = prop
+        fields.append((field_name, value_type if value_type is t.Any else value_type | None, None))
+    return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=False)
+
+
+def _datetime_paths(
+    properties: t.Mapping[str, t.Any], prefix: tuple[str, ...] = ()
+) -> t.Iterator[tuple[str, ...]]:
+    for prop, spec in properties.items():
+        kind = kind_of(spec)
+        if kind == "date-time":
+            yield (*prefix, prop)
+        elif kind == "object":
+            yield from _datetime_paths(spec.get("properties") or {}, (*prefix, prop))
+
+
+def _check_datetime(record: dict, path: tuple[str, ...], bad: t.Callable[[str, t.Any], None]) -> None:
+    """Null a date-time text without an offset at ``path`` (the struct checked it is text)."""
+    holder: t.Any = record
+    for step in path[:-1]:
+        holder = holder.get(step)
+        if not isinstance(holder, dict):
+            return
+    value = holder.get(path[-1])
+    if value is not None and not _aware(value):
+        holder[path[-1]] = None
+        bad(".".join(path), value)
 
 
 def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:
@@ -183,6 +269,9 @@ def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any]
         if type(value) in fast:  # the common case: already the right type (bool is not int)
             if children:
                 _coerce(value, children, bad, f"{prefix}{name}.")
+            elif children is None and not _aware(value):  # date-time text without an offset
+                record[name] = None
+                bad(f"{prefix}{name}", value)
             continue
         fixed, ok = coerce_value(value, kind)
         if fixed is not value:

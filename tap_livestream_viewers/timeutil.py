@@ -63,6 +63,14 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
     ``2025-09-16 15:06:06`` in China time becomes ``2025-09-16T15:06:06+08:00``. Called per
     record: the ISO fast path of ``parse_datetime`` reads the providers' forms.
     """
+    if type(value) is str and len(value) == 19 and _LOCAL_SECONDS.fullmatch(value):
+        # The usual form, in one check; its date and hour are read by ``_hour_offset``.
+        try:
+            offset = _hour_offset(value[:13], default_tz)
+        except ValueError:
+            offset = None  # not a real date or hour (or 0000-00-00): the general path below
+        if offset is not None:
+            return value[:10] + "T" + value[11:] + offset
     text = str(value) if value else ""
     if not text or text.startswith("0000-00-00"):
         return None
@@ -80,6 +88,8 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
 
 #: ``HH:MM`` or ``HH:MM:SS`` after ``YYYY-MM-DD `` (the hour itself is checked by ``_hour_offset``).
 _CLOCK = re.compile(r"\d\d:[0-5]\d(:[0-5]\d)?")
+#: ``YYYY-MM-DD HH:MM:SS`` (date and hour checked by ``_hour_offset``).
+_LOCAL_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-5][0-9]:[0-5][0-9]")
 
 
 @lru_cache(maxsize=8192)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from conftest import discover, run_tap
 from sandbox import nuoyun as ny
-from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, raw_bytes
+from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, raw_bytes
 
 STREAM = "nuoyun_user_durations"
 WINDOW = {"start_date": "2026-08-01T00:00:00Z", "end_date": "2026-11-05T00:00:00Z"}
@@ -81,3 +81,41 @@ def test_key_registry_takes_keys_exactly():
     registry = KeyRegistry(memory_keys=1)
     for key in [(1,), ("1",), (1.5,), (None,), ("",), (True,)]:
         assert not registry.collides(key, repr(key).encode())
+
+
+def test_schema_coercer_nulls_what_does_not_fit_at_any_depth_and_keeps_what_does():
+    schema = {
+        "properties": {
+            "id": {"type": ["integer", "null"]},
+            "at": {"type": ["string", "null"], "format": "date-time"},
+            "note": {"type": ["string", "null"]},
+            "inner": {
+                "type": ["object", "null"],
+                "properties": {"seen": {"type": ["string", "null"], "format": "date-time"}},
+            },
+        }
+    }
+    coercer = SchemaCoercer(schema)
+    fitting = {
+        "id": 7,
+        "at": "2026-09-10T11:22:33+08:00",
+        "note": "x",
+        "inner": {"seen": "2026-09-10T03:22:33Z"},
+    }
+    record = json.loads(json.dumps(fitting))
+    problems: list[tuple[str, object]] = []
+    coercer.coerce(record, lambda name, value: problems.append((name, value)))
+    assert record == fitting and problems == []
+    # a fitting type, yet no offset: nulled and named, at the top and inside an object
+    record = {**fitting, "at": "2026-09-10 11:22:33", "inner": {"seen": "yesterday"}}
+    coercer.coerce(record, lambda name, value: problems.append((name, value)))
+    assert record["at"] is None and record["inner"]["seen"] is None and record["id"] == 7
+    assert problems == [("at", "2026-09-10 11:22:33"), ("inner.seen", "yesterday")]
+    # a lossless conversion silently, a wrong type nulled
+    problems.clear()
+    record = {**fitting, "id": "42", "note": True}
+    coercer.coerce(record, lambda name, value: problems.append((name, value)))
+    assert record["id"] == 42 and record["note"] == "true" and problems == []
+    record = {**fitting, "id": "ten"}
+    coercer.coerce(record, lambda name, value: problems.append((name, value)))
+    assert record["id"] is None and problems == [("id", "ten")]
