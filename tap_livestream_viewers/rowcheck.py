@@ -331,16 +331,15 @@ class KeyRegistry:
         exact = _key_bytes(key)
         row = hash(raw)
         seen = self._seen.get(exact)
-        if seen is None:
-            if self._spill is None:
-                if len(self._seen) < self._memory_keys:
-                    self._seen[exact] = row
-                    return False
-                self._spill = _Spill()
-            seen = self._spill.recall_or_add(exact, row)
-            if seen is None:
+        if seen is not None:
+            return seen != row
+        if self._spill is None:
+            if len(self._seen) < self._memory_keys:
+                self._seen[exact] = row
                 return False
-        return seen != row
+            self._spill = _Spill()
+        seen = self._spill.recall_or_add(exact, row)
+        return seen is not None and seen != row
 
 
 class _Spill:

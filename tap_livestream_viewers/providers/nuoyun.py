@@ -133,6 +133,8 @@ def device_label(raw: str | None) -> str | None:
     return text
 
 
+#: Provider-local times of a row, written as RFC 3339 with the zone's offset.
+VISIT_FIELDS = ("first_visit_time", "last_visit_time")
 #: ``device_label`` values in the shared vocabulary of ``viewer_sessions``.
 SESSION_DEVICES = {"PC": "pc", "Android": "android", "iOS": "ios", "other": "other"}
 
@@ -659,13 +661,14 @@ class NuoyunUserDurationsStream(LivestreamStream):
     def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Device label, RFC 3339 times, objects for empty nested values, the window end."""
         raw = row.get("device")
-        if raw is not None and not isinstance(raw, str | dict | list):
+        if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
             raw = str(raw)
             row["device"] = raw
         row["device_label"] = device_label(raw) if isinstance(raw, str) else None
-        for field in ("first_visit_time", "last_visit_time"):
+        tz = self.tz
+        for field in VISIT_FIELDS:
             try:
-                row[field] = local_to_rfc3339(row.get(field), self.tz)
+                row[field] = local_to_rfc3339(row.get(field), tz)
             except (TypeError, ValueError):
                 self.bad_value(field, row.get(field), f"{field} null")
                 row[field] = None
