@@ -218,6 +218,7 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
             "peak_rss_mb_big": round(big_tap["peak_rss_mb"], 1),
             "growth": round(big_tap["peak_rss_mb"] / tap["peak_rss_mb"] - 1, 3),
             "tap_records_per_s_big": round(big_tap["records_per_s"]),
+            "tap_cpu_s_big": round(big_tap["cpu_seconds"], 2),
         }
 
     if "latency" not in args.only:

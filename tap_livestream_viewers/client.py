@@ -46,7 +46,6 @@ import requests
 from backoff.types import Details
 from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
@@ -71,7 +70,7 @@ from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartitio
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
-from tap_livestream_viewers.writer import RecordLines, StateFlushingWriter
+from tap_livestream_viewers.writer import RecordLines, record_lines
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -583,23 +582,8 @@ class LivestreamStream(RESTStream[int]):
 
     @cached_property
     def _record_lines(self) -> RecordLines | None:
-        """Direct RECORD lines when the SDK's message path would only copy the record through.
-
-        That is: every property selected (no deselection walk) and the one stream map the
-        identity (no ``stream_maps`` for this stream, no flattening). Otherwise ``None``: the
-        SDK's path with its maps and selection. Known once the sync starts.
-        """
-        writer = getattr(self._tap, "message_writer", None)
-        maps = self.stream_maps
-        if not (
-            isinstance(writer, StateFlushingWriter)
-            and self._every_field_selected
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-        ):
-            return None
-        return RecordLines(writer, maps[0].stream_alias, lambda: self._stream_version)
+        """Direct RECORD lines unless stream maps or deselected fields apply (``writer.record_lines``)."""
+        return record_lines(self)
 
     def _emitted(self, record: dict) -> dict:
         """The record as it leaves the tap: the schema's properties only, secrets masked.

@@ -18,8 +18,12 @@ import typing as t
 from datetime import datetime, timezone
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
 
 _BLOCK = 256 * 1024
 
@@ -82,3 +86,23 @@ class RecordLines:
         tail["time_extracted"] = datetime.fromtimestamp(now, timezone.utc)
         self._tail = b"," + encoder.encode(tail)[1:] + b"\n"
         self._until = (int(now * 1000) + 1) / 1000
+
+
+def record_lines(stream: Stream) -> RecordLines | None:
+    """Direct RECORD lines for ``stream`` when the SDK's message path would only copy records through.
+
+    That is: every property selected (no deselection walk) and its one stream map the
+    identity (no ``stream_maps`` for it, no flattening). Otherwise ``None``: the SDK's path
+    with its maps and selection. Known once the sync starts (catalog and maps applied).
+    """
+    writer = getattr(stream._tap, "message_writer", None)
+    maps = stream.stream_maps
+    if not (
+        isinstance(writer, StateFlushingWriter)
+        and all(stream.mask.values())
+        and len(maps) == 1
+        and type(maps[0]) is SameRecordTransform
+        and not maps[0].flattening_enabled
+    ):
+        return None
+    return RecordLines(writer, maps[0].stream_alias, lambda: stream._stream_version)
