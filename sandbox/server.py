@@ -277,6 +277,11 @@ class Sandbox:
         with self._lock:
             self._in_flight[path] -= 1
 
+    def in_flight(self, fragment: str) -> int:
+        """Requests being served now on paths containing ``fragment``."""
+        with self._lock:
+            return sum(count for path, count in self._in_flight.items() if fragment in path)
+
     def peak_in_flight(self, fragment: str) -> int:
         """The most requests served at the same time on paths containing ``fragment``."""
         with self._lock:
