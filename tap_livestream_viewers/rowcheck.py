@@ -284,9 +284,9 @@ def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any]
 
 
 #: Keys a window's registry holds in memory before the rest go to a temporary file.
-MEMORY_KEYS = 100_000
+MEMORY_KEYS = 50_000
 #: Page cache of the temporary file, KiB (SQLite's default is 2 MiB).
-SPILL_CACHE_KIB = 2048
+SPILL_CACHE_KIB = 1024
 #: New keys written to the file together, sorted (one insert per key would cost more).
 SPILL_BATCH = 8192
 #: Bits of the filter in front of the file (1 MiB): a key it has not seen needs no lookup.
