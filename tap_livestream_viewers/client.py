@@ -70,7 +70,7 @@ from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartitio
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
-from tap_livestream_viewers.writer import RecordLines, record_lines
+from tap_livestream_viewers.writer import DirectRecordLines
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -137,7 +137,7 @@ class ProgressPaginator(PageNumberPaginator):
             self._stream.page_done(self.current_value)
 
 
-class LivestreamStream(RESTStream[int]):
+class LivestreamStream(DirectRecordLines, RESTStream[int]):
     """Base for every stream of this tap; a provider module sets the class attributes."""
 
     #: Key of the provider's object in the config, e.g. ``"shangzhibo"``.
@@ -571,21 +571,7 @@ class LivestreamStream(RESTStream[int]):
         return tuple(self.schema.get("properties", {}))
 
     @override
-    def _write_record_message(self, record: dict) -> None:
-        """The SDK's, or the record's line encoded straight into the output (``writer.RecordLines``)."""
-        lines = self._record_lines
-        if lines is None:
-            super()._write_record_message(record)
-            return
-        lines.write(self._emitted(record))
-        self.state_manager.is_flushed = False
-
-    @cached_property
-    def _record_lines(self) -> RecordLines | None:
-        """Direct RECORD lines unless stream maps or deselected fields apply (``writer.record_lines``)."""
-        return record_lines(self)
-
-    def _emitted(self, record: dict) -> dict:
+    def record_for_output(self, record: dict) -> dict:
         """The record as it leaves the tap: the schema's properties only, secrets masked.
 
         An undocumented new field never reaches a target; each is named once in a warning,
@@ -608,7 +594,7 @@ class LivestreamStream(RESTStream[int]):
     @override
     def _generate_record_messages(self, record: dict) -> t.Generator:
         """The SDK's messages of the record as it leaves the tap (``_emitted``)."""
-        projected = self._emitted(record)
+        projected = self.record_for_output(record)
         if not self._every_field_selected:
             yield from super()._generate_record_messages(projected)
             return

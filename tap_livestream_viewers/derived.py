@@ -30,7 +30,6 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -39,7 +38,7 @@ from typing_extensions import override
 from tap_livestream_viewers import redaction
 from tap_livestream_viewers.progress import StreamProgress
 from tap_livestream_viewers.warehouse import declare_integer_sizes
-from tap_livestream_viewers.writer import RecordLines, record_lines
+from tap_livestream_viewers.writer import DirectRecordLines
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
@@ -58,7 +57,7 @@ class DerivedProgress(StreamProgress):
         return f"{self.counts.rows} rows from the pages of the streams that feed it, no call of its own"
 
 
-class DerivedStream(Stream):
+class DerivedStream(DirectRecordLines):
     """A stream whose records come from other streams' pages; subclasses set name, schema, keys."""
 
     # Derived rows are built as JSON-native values that match the schema already.
@@ -80,20 +79,6 @@ class DerivedStream(Stream):
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Never asked by the SDK (see the module docstring): the parents write the records."""
         return ()
-
-    @override
-    def _write_record_message(self, record: dict) -> None:
-        """The SDK's, or the record's line encoded straight into the output (``writer.RecordLines``)."""
-        lines = self._record_lines
-        if lines is None:
-            super()._write_record_message(record)
-            return
-        lines.write(record)
-        self.state_manager.is_flushed = False
-
-    @cached_property
-    def _record_lines(self) -> RecordLines | None:
-        return record_lines(self)
 
     @override
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:

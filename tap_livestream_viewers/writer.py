@@ -16,14 +16,13 @@ import sys
 import time
 import typing as t
 from datetime import datetime, timezone
+from functools import cached_property
 
+from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
-
-if t.TYPE_CHECKING:
-    from singer_sdk import Stream
 
 _BLOCK = 256 * 1024
 
@@ -106,3 +105,30 @@ def record_lines(stream: Stream) -> RecordLines | None:
     ):
         return None
     return RecordLines(writer, maps[0].stream_alias, lambda: stream._stream_version)
+
+
+class DirectRecordLines(Stream):
+    """A stream whose RECORD lines go straight into the output when the SDK's path adds nothing.
+
+    Provider streams and derived streams both write this way; ``record_for_output`` is what
+    each writes (provider streams project onto the schema and mask secrets there).
+    """
+
+    @override
+    def _write_record_message(self, record: dict) -> None:
+        """The SDK's, or the record's line encoded straight into the output (``RecordLines``)."""
+        lines = self._record_lines
+        if lines is None:
+            super()._write_record_message(record)
+            return
+        lines.write(self.record_for_output(record))
+        self.state_manager.is_flushed = False
+
+    @cached_property
+    def _record_lines(self) -> RecordLines | None:
+        """Direct RECORD lines unless stream maps or deselected fields apply (``record_lines``)."""
+        return record_lines(self)
+
+    def record_for_output(self, record: dict) -> dict:
+        """Hook: the record as written on the direct path."""
+        return record

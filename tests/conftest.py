@@ -12,6 +12,7 @@ import sys
 import tempfile
 import typing as t
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -230,3 +231,16 @@ def box() -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.stop()
+
+
+@contextmanager
+def all_providers_served() -> Iterator[tuple[Sandbox, dict]]:
+    """The demo's data of all four providers on a running sandbox, with the tap settings reading it."""
+    from sandbox.__main__ import build, tap_settings
+
+    box, datasets = build()
+    base_url = box.start()
+    try:
+        yield box, tap_settings(datasets, base_url)
+    finally:
+        box.stop()

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from conftest import run_tap
-from sandbox.__main__ import build, tap_settings
+from conftest import all_providers_served, run_tap
 
 START, END = "2026-09-01T00:00:00+08:00", "2026-10-01T00:00:00+08:00"
 WINDOW_LINE = re.compile(
@@ -21,12 +20,8 @@ PARTITION_LINE = re.compile(
 
 @pytest.fixture
 def box_and_settings():
-    box, datasets = build()
-    base_url = box.start()
-    try:
-        yield box, tap_settings(datasets, base_url)
-    finally:
-        box.stop()
+    with all_providers_served() as served:
+        yield served
 
 
 def lines_of(stderr: str, stream: str, pattern: re.Pattern) -> list[re.Match]:

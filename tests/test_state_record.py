@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_tap
+from conftest import ROOT, all_providers_served, run_tap
 from sandbox import Sandbox
-from sandbox.__main__ import build, tap_settings
 from tap_livestream_viewers import state
 from tap_livestream_viewers.client import LivestreamStream
 from tap_livestream_viewers.providers import PROVIDERS
@@ -239,12 +238,8 @@ def test_only_a_window_none_of_whose_pages_was_read_is_dropped() -> None:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[tuple[Sandbox, dict]]:
-    box, datasets = build()
-    base_url = box.start()
-    try:
-        yield box, tap_settings(datasets, base_url)
-    finally:
-        box.stop()
+    with all_providers_served() as served:
+        yield served
 
 
 def test_every_state_a_real_run_emits_reads_back_and_is_written_again_unchanged(
