@@ -452,7 +452,7 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         self._context = context
         self.derived_feed.begin()
         self._forget_keys()
-        with self.partition_outcome(context), self.pages_ahead_of(context):
+        with self.partition_outcome(context), self.fetching_ahead(context):
             yield from self.read_partition(context)
 
     # ---------------------------------------------------------------- derived streams
@@ -805,11 +805,10 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         return ProgressPaginator(self, self._first_page)
 
     @contextmanager
-    def pages_ahead_of(self, context: Context | None) -> t.Iterator[None]:
+    def fetching_ahead(self, context: Context | None) -> t.Iterator[None]:
         """One set of pages in flight for the partition, so a window's pages and the first pages
         of the windows after it are fetched while earlier pages are written (``prefetch.py``)."""
-        send = self.request_decorator(self._request)
-        self._ahead = prefetch.PagesAhead(lambda request: send(request, context), self.pages_in_flight)
+        self._ahead = self.new_pages_ahead(context, self.pages_in_flight)
         try:
             yield
         finally:
@@ -827,8 +826,7 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         unknown room costs one call, not ``max_concurrency``.
         """
         paginator = self.get_new_paginator()
-        send = self.request_decorator(self._request)
-        ahead = self._ahead or prefetch.PagesAhead(lambda request: send(request, context), 1)
+        ahead = self._ahead or self.new_pages_ahead(context, 1)
         window = self._window
         last_total: int | None = None
         with self.get_http_request_counter() as request_counter:
@@ -838,7 +836,7 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
                 self.page_in_hand = token
                 response = ahead.take((window, token))
                 if response is None:
-                    response = send(self.prepare_page(context, token), context)
+                    response = ahead.send(self.prepare_page(context, token))
                 request_counter.increment()
                 total = self.take_answer(response, context)
                 if total != last_total and last_total is not None:
@@ -854,6 +852,11 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
                 if not paginator.finished:
                     pages = [(window, page) for page in self.pages_ahead(paginator.current_value, response)]
                     ahead.plan([*pages, *self.windows_ahead()], self.prepare_ahead)
+
+    def new_pages_ahead(self, context: Context | None, workers: int) -> prefetch.PagesAhead:
+        """Pages in flight for ``context``, each sent through the retrying request (one decoration)."""
+        send = self.request_decorator(self._request)
+        return prefetch.PagesAhead(lambda request: send(request, context), workers)
 
     def windows_ahead(self) -> list[tuple[Window, t.Any]]:
         """The first pages of the windows after the current one (each read from its first page)."""

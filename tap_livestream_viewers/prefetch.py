@@ -52,6 +52,10 @@ class PagesAhead:
         """Whether pages are fetched ahead at all (``max_concurrency`` above 1)."""
         return self._workers > 1
 
+    def send(self, request: requests.PreparedRequest) -> requests.Response:
+        """Send one request now, in this thread (a page nobody fetched ahead)."""
+        return self._send(request)
+
     def take(self, token: Hashable) -> requests.Response | None:
         """The answer fetched ahead for ``token`` (waiting for it), or ``None``: fetch it now.
 
