@@ -127,6 +127,11 @@ class DerivedFeed:
             if declaration.stream in by_type and by_type[declaration.stream].selected
         ]
 
+    @property
+    def feeds_records(self) -> bool:
+        """Whether a selected derived stream takes the parent's records (``from_record``)."""
+        return any(declaration.from_record is not None for declaration, _ in self._pairs)
+
     def begin(self) -> None:
         """Write the SCHEMA of every selected derived stream (once per run)."""
         for _, child in self._pairs:

@@ -299,7 +299,7 @@ class KeyRegistry:
 
     Keys are kept exactly (their canonical JSON), never as a hash of themselves: two keys
     that merely hash alike must not look like one key, or a legitimate row would get a
-    content key. The row's fingerprint is a 64-bit hash of its canonical JSON; a different
+    content key. The row's fingerprint is a 64-bit hash of its record's JSON; a different
     row under the same key is told apart but for a 2**-64 chance (then missed, never
     invented).
 
@@ -323,13 +323,13 @@ class KeyRegistry:
     def __len__(self) -> int:
         return len(self._seen) + (len(self._spill) if self._spill else 0)
 
-    def collides(self, key: tuple, raw: bytes) -> bool:
+    def collides(self, key: tuple, row: int) -> bool:
         """Whether another row (other content) already came under ``key`` in this window.
 
-        The same row again (paging overlap, a re-read after rows moved) is not a collision.
+        ``row`` is a hash of the row's content. The same row again (paging overlap, a re-read
+        after rows moved) is not a collision.
         """
         exact = _key_bytes(key)
-        row = hash(raw)
         seen = self._seen.get(exact)
         if seen is not None:
             return seen != row

@@ -13,14 +13,20 @@ from __future__ import annotations
 PRIVATE_SDK_NAMES: dict[str, tuple[str, ...]] = {
     # The stream's message path: per-page STATE, derived streams' SCHEMA/RECORD, projection,
     # bookmarks that move per window (not per record), --test stopping after one call.
+    # The record loop (``_sync_records``) with each row's steps in one place: it keeps the
+    # SDK's per-partition steps (starting value, partition context, final state).
     "singer_sdk.streams.core:Stream": (
         "_abort_sync",
+        "_finalize_state",
         "_generate_record_messages",
+        "_get_state_partition_context",
         "_increment_stream_state",
         "_stream_version",
+        "_sync_records",
         "_tap",
         "_write_record_message",
         "_write_schema_message",
+        "_write_starting_replication_value",
         "_write_state_message",
     ),
     # Every attempt passes the call guards (budgets, rate limits) before it is sent, and is

@@ -79,6 +79,18 @@ class RecordLines:
         if len(pending) >= _BLOCK:
             self._writer.flush()
 
+    def write_encoded(self, record: bytes) -> None:
+        """``write`` for a record already encoded (with this module's ``encoder``)."""
+        now = time.time()
+        if now >= self._until:
+            self._stamp(now)
+        pending = self._writer._pending
+        pending += self._head
+        pending += record
+        pending += self._tail
+        if len(pending) >= _BLOCK:
+            self._writer.flush()
+
     def _stamp(self, now: float) -> None:
         version = self._version()
         tail: dict[str, t.Any] = {} if version is None else {"version": version}
