@@ -825,9 +825,12 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         ``content_key_field``. Each case is counted per field.
         """
         fields = self._key_fields
-        if not self.identity_fields and _all_present(tuple(map(record.get, fields))):
+        groups = self.identity_fields
+        if _all_present(tuple(map(record.get, fields))) and (
+            not groups or all(has_any(record, group) for group in groups)
+        ):
             return False
-        missing = [group for group in self.identity_fields if not has_any(record, group)]
+        missing = [group for group in groups if not has_any(record, group)]
         empty = [name for name in fields if is_empty(record.get(name))]
         if not (missing or empty):
             return False

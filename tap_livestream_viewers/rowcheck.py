@@ -179,18 +179,15 @@ class SchemaCoercer:
     """Make a record's values fit the stream's schema; report what had to be nulled.
 
     Nearly every record fits already. ``msgspec.convert`` into a struct of the schema's
-    types (``strict``: no conversion, every field optional, other fields ignored) says so
-    in one C-level pass; only then are date-time texts checked for their offset. A record
-    it refuses goes through the per-value loop (``_coerce``), which converts or nulls.
+    types (``strict``: no conversion, every field optional, other fields ignored; date-times
+    with an offset) says so in one C-level pass. A record it refuses goes through the
+    per-value loop (``_coerce``), which converts or nulls.
     """
 
     def __init__(self, schema: t.Mapping[str, t.Any]) -> None:
         properties = schema.get("properties") or {}
         self._props = _compile(properties)
         self._fits = _struct_of(properties, "Record")
-        paths = tuple(_datetime_paths(properties))
-        self._datetimes = tuple(path[0] for path in paths if len(path) == 1)
-        self._nested_datetimes = tuple(path for path in paths if len(path) > 1)
 
     def coerce(self, record: dict, bad: t.Callable[[str, t.Any], None]) -> None:
         """Fix ``record`` in place; ``bad(field, raw)`` for every value set to null."""
@@ -198,22 +195,16 @@ class SchemaCoercer:
             msgspec.convert(record, self._fits, strict=True)
         except msgspec.ValidationError:
             _coerce(record, self._props, bad, "")
-            return
-        for name in self._datetimes:
-            value = record.get(name)
-            if value is not None and not _aware(value):
-                record[name] = None
-                bad(name, value)
-        for path in self._nested_datetimes:
-            _check_datetime(record, path, bad)
 
 
-#: Python types the struct checks, per kind; ``date-time`` is text there (its offset is checked apart).
+#: Python types the struct checks, per kind. A ``date-time`` is RFC 3339 text with an offset
+#: (msgspec reads it in C); text it refuses goes through ``_coerce``, which reads it as
+#: ``datetime.fromisoformat`` does, so no value is nulled that the per-value loop would keep.
 _STRUCT_TYPES: dict[Kind, t.Any] = {
     "integer": int,
     "number": int | float,
     "string": str,
-    "date-time": str,
+    "date-time": t.Annotated[datetime, msgspec.Meta(tz=True)],
     "boolean": bool,
     "array": list,
 }
@@ -234,30 +225,6 @@ def _struct_of(properties: t.Mapping[str, t.Any], name: str) -> type[msgspec.Str
         rename[field_name] = prop
         fields.append((field_name, value_type if value_type is t.Any else value_type | None, None))
     return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=False)
-
-
-def _datetime_paths(
-    properties: t.Mapping[str, t.Any], prefix: tuple[str, ...] = ()
-) -> t.Iterator[tuple[str, ...]]:
-    for prop, spec in properties.items():
-        kind = kind_of(spec)
-        if kind == "date-time":
-            yield (*prefix, prop)
-        elif kind == "object":
-            yield from _datetime_paths(spec.get("properties") or {}, (*prefix, prop))
-
-
-def _check_datetime(record: dict, path: tuple[str, ...], bad: t.Callable[[str, t.Any], None]) -> None:
-    """Null a date-time text without an offset at ``path`` (the struct checked it is text)."""
-    holder: t.Any = record
-    for step in path[:-1]:
-        holder = holder.get(step)
-        if not isinstance(holder, dict):
-            return
-    value = holder.get(path[-1])
-    if value is not None and not _aware(value):
-        holder[path[-1]] = None
-        bad(".".join(path), value)
 
 
 def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:

@@ -111,8 +111,13 @@ def test_schema_coercer_nulls_what_does_not_fit_at_any_depth_and_keeps_what_does
     coercer.coerce(record, lambda name, value: problems.append((name, value)))
     assert record["at"] is None and record["inner"]["seen"] is None and record["id"] == 7
     assert problems == [("at", "2026-09-10 11:22:33"), ("inner.seen", "yesterday")]
-    # a lossless conversion silently, a wrong type nulled
+    # an offset written without its colon: not RFC 3339 (msgspec refuses it), still ISO 8601
+    # with an offset: kept as sent, not nulled
     problems.clear()
+    record = {**fitting, "at": "2026-09-10T11:22:33+0800"}
+    coercer.coerce(record, lambda name, value: problems.append((name, value)))
+    assert record["at"] == "2026-09-10T11:22:33+0800" and problems == []
+    # a lossless conversion silently, a wrong type nulled
     record = {**fitting, "id": "42", "note": True}
     coercer.coerce(record, lambda name, value: problems.append((name, value)))
     assert record["id"] == 42 and record["note"] == "true" and problems == []
