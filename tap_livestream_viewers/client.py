@@ -488,6 +488,8 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
                         yield record
                 finally:
                     record_counter.increment(written)
+                    if written:  # as the SDK's loop marks it per record: the final STATE follows them
+                        self.state_manager.is_flushed = False
                 if current == state_context:
                     self._finalize_state(self.get_context_state(current))
         if not context:
@@ -535,7 +537,6 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
             elif written_by_sdk:
                 self._write_record_message(record)
             yield record
-        self.state_manager.is_flushed = False
 
     @override
     def _write_record_message(self, record: dict) -> None:
