@@ -23,15 +23,14 @@ What lives here is what all four providers share:
 * **Bounds.** Windows are ``[start, end)`` in whole ``time_precision`` steps; each query
   starts one step early and a row is kept only by the window its ``record_time`` falls in,
   whether the provider's bounds are inclusive or not.
-* **Rows.** Every record passes ``post_process``: the provider shapes it (``shape_record``),
-  values are fitted to the schema, and an empty or colliding key gets a content key, each
-  with one warning per field and partition (``rowcheck``).
+* **Rows.** Every record passes the same steps (``records.py``): the provider shapes it
+  (``shape_record``), values are fitted to the schema, and an empty or colliding key gets a
+  content key, each with one warning per field and partition (``rowcheck``).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import typing as t
@@ -44,34 +43,23 @@ from functools import cached_property
 
 import requests
 from backoff.types import Details
-from singer_sdk.contrib.msgspec import encoder as record_encoder
 from singer_sdk.exceptions import FatalAPIError, MaxRecordsLimitException, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, PageNumberPaginator
-from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_livestream_viewers import prefetch, redaction, tolerant_json, transport
-from tap_livestream_viewers.derived import Derive, DerivedFeed, DerivedStream
+from tap_livestream_viewers.derived import Derive, DerivedFeed
 from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
-from tap_livestream_viewers.rowcheck import (
-    KeyRegistry,
-    ProblemLog,
-    SchemaCoercer,
-    content_key,
-    has_any,
-    is_empty,
-    kind_of,
-    raw_bytes,
-)
+from tap_livestream_viewers.records import RecordPath
+from tap_livestream_viewers.rowcheck import KeyRegistry, ProblemLog
 from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartition, StreamShape
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
-from tap_livestream_viewers.writer import DirectRecordLines
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -80,8 +68,6 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 AUTH_STATUSES = frozenset({401, 403})
 _MAX_MESSAGE = 300
 _MISSING = object()
-#: A record as JSON: its RECORD line's body, and the fingerprint the key registry compares.
-_FINGERPRINT = record_encoder
 
 
 class ProviderAPIError(FatalAPIError):
@@ -140,7 +126,7 @@ class ProgressPaginator(PageNumberPaginator):
             self._stream.page_done(self.current_value)
 
 
-class LivestreamStream(DirectRecordLines, RESTStream[int]):
+class LivestreamStream(RecordPath, RESTStream[int]):
     """Base for every stream of this tap; a provider module sets the class attributes."""
 
     #: Key of the provider's object in the config, e.g. ``"shangzhibo"``.
@@ -392,6 +378,10 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         """This partition's saved state: its bookmark and window in flight, read and written here."""
         return SavedPartition(self.partition_state(context), self.state_shape(), self.tz)
 
+    def finalize_partition_state(self, context: Context | None) -> None:
+        """The SDK's end of a partition's sync, applied to its state (the record loop's last step)."""
+        self._finalize_state(self.partition_state(context))
+
     def progress_extras_now(self) -> ProgressExtras | None:
         """Hook: the provider's own fields to save with the progress (``progress_extras``)."""
         return None
@@ -457,92 +447,6 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
         self._forget_keys()
         with self.partition_outcome(context), self.fetching_ahead(context):
             yield from self.read_partition(context)
-
-    @override
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict, t.Any, t.Any]:
-        """The SDK's record loop with each row's steps in one place (``read_records``).
-
-        Per partition and per stream it does what the SDK's loop does (starting value,
-        counters, final state); per row it skips the SDK's six layers, a third of a large
-        sync's time. The SDK's own loop stays for what only it does: a dry-run record limit,
-        a sync that writes nothing, and child streams synced per record (room lists).
-        """
-        if not self._reads_own_records(write_messages):
-            yield from super()._sync_records(context, write_messages=write_messages)
-            return
-        record_counter = self.get_record_counter()
-        timer = self.get_sync_timer()
-        with record_counter, timer:
-            for partition in [context] if context is not None else self.partitions or [{}]:
-                record_counter.with_context(partition)
-                timer.with_context(partition)
-                current = partition or None
-                state_context = self._get_state_partition_context(current)
-                self._write_starting_replication_value(current)
-                written = 0
-                try:
-                    for record in self.read_records(current, state_context):
-                        written += 1
-                        yield record
-                finally:
-                    record_counter.increment(written)
-                    if written:  # as the SDK's loop marks it per record: the final STATE follows them
-                        self.state_manager.is_flushed = False
-                if current == state_context:
-                    self._finalize_state(self.get_context_state(current))
-        if not context:
-            self._finalize_state(self.stream_state)
-        self._write_state_message()
-
-    def _reads_own_records(self, write_messages: bool) -> bool:
-        return (
-            write_messages
-            and self.ABORT_AT_RECORD_COUNT is None
-            and all(isinstance(child, DerivedStream) for child in self.child_streams)
-        )
-
-    def read_records(self, context: Context | None, state_context: Context | None) -> t.Iterator[dict]:
-        """Every record of the partition, checked, fed to derived streams and written, in order.
-
-        The steps of ``post_process`` and of the SDK's per-record path, once per row. The
-        record's line is encoded once: it is written, and its hash is the fingerprint the
-        key registry compares (the SDK's path encodes a record apart for that).
-        """
-        lines = self._record_lines if self.selected else None
-        direct = lines is not None
-        written_by_sdk = self.selected and not direct
-        feeds_records = self.derived_feed.feeds_records
-        added = [(key, value) for key, value in (state_context or {}).items()]
-        counts = self.progress.counts
-        for row in self.get_records(context):
-            record = self.fit_row(row, context)
-            if record is None:
-                continue
-            self.fill_identity(record, row, context)
-            for key, value in added:
-                if key not in record:
-                    record[key] = value
-            line = _FINGERPRINT.encode(self.record_for_output(record) if direct else record)
-            if self.settle_collision(record, row, context, self.key_registry(), hash(line)) and direct:
-                line = _FINGERPRINT.encode(self.record_for_output(record))
-            if self._row_problems:
-                self.note_row_problems(record, context)
-            if feeds_records:
-                self.derived_feed.record(record, context)
-            if direct:
-                lines.write_encoded(line)  # type: ignore[union-attr]
-                counts.rows += 1
-            elif written_by_sdk:
-                self._write_record_message(record)
-            yield record
-
-    @override
-    def _write_record_message(self, record: dict) -> None:
-        """Count the row for the run summary, then write it (directly or the SDK's way)."""
-        self.progress.counts.rows += 1
-        super()._write_record_message(record)
 
     # ---------------------------------------------------------------- derived streams
 
@@ -654,249 +558,6 @@ class LivestreamStream(DirectRecordLines, RESTStream[int]):
             stop.resets_at.isoformat(),
         )
         self.emit_state()
-
-    @cached_property
-    def _schema_properties(self) -> tuple[str, ...]:
-        return tuple(self.schema.get("properties", {}))
-
-    @override
-    def record_for_output(self, record: dict) -> dict:
-        """The record as it leaves the tap: the schema's properties only, secrets masked.
-
-        An undocumented new field never reaches a target; each is named once in a warning,
-        so a provider's API change is seen.
-        """
-        if record.keys() <= self._schema_property_set:
-            projected = record
-        else:
-            projected = {name: record[name] for name in self._schema_properties if name in record}
-            self._warn_unknown_fields(record)
-        if getattr(self._tap, "_answer_holds_secret", False):
-            projected = self._masked_record(projected)
-        return projected
-
-    @cached_property
-    def _schema_property_set(self) -> frozenset[str]:
-        return frozenset(self._schema_properties)
-
-    @override
-    def _generate_record_messages(self, record: dict) -> t.Generator:
-        """The SDK's messages of the record as it leaves the tap (``_emitted``)."""
-        projected = self.record_for_output(record)
-        if not self._every_field_selected:
-            yield from super()._generate_record_messages(projected)
-            return
-        # The SDK's path less its walk over every value for deselected fields (there are none)
-        # and its type conforming (off: TYPE_CONFORMANCE_LEVEL); stream maps apply as there.
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(projected)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=datetime.now(timezone.utc),
-                )
-
-    @cached_property
-    def _every_field_selected(self) -> bool:
-        """Whether the catalog deselects nothing of this stream (known once the sync starts)."""
-        return all(self.mask.values())
-
-    def _holds_secret(self, content: bytes) -> bool:
-        """Whether an answer's bytes contain a configured secret (one scan per page, not per value)."""
-        return any(form in content for form in self._secret_bytes)
-
-    @cached_property
-    def _secret_bytes(self) -> tuple[bytes, ...]:
-        """Each secret as UTF-8 and as JSON escapes it (``\\u`` for non-ASCII, ``\\/``)."""
-        forms: set[bytes] = set()
-        for secret in self._secrets:
-            forms.add(secret.encode("utf-8"))
-            forms.add(json.dumps(secret)[1:-1].encode("ascii"))
-            forms.add(json.dumps(secret)[1:-1].replace("/", "\\/").encode("ascii"))
-        return tuple(forms)
-
-    def _masked_record(self, record: dict) -> dict:
-        """The record with every configured secret in its text masked; said once per stream.
-
-        A gateway that echoes a credential inside a row must not put it in a warehouse.
-        """
-        masked = redaction.mask_values(record, self._secrets)
-        if masked != record and not self._secret_in_records_warned:
-            self._secret_in_records_warned = True
-            self.logger.warning(
-                "%s: the provider's rows contain a configured credential; it is masked as *** in the "
-                "records. What to do: tell the provider its API echoes credentials in the data.",
-                self.describe_partition(self._context),
-            )
-        return masked
-
-    def _warn_unknown_fields(self, record: dict) -> None:
-        known = set(self._schema_properties)
-        for name in record:
-            if name not in known and name not in self._unknown_fields_seen:
-                self._unknown_fields_seen.add(name)
-                self.logger.warning(
-                    "%s: field %r is not in the provider document; it is left out of the records",
-                    self.describe_partition(self._context),
-                    name,
-                )
-
-    # ------------------------------------------------------------------ row checks
-
-    def shape_record(self, row: dict, context: Context | None) -> dict | None:
-        """Hook: the provider's row as a record (times, labels, derived fields); ``None`` drops it."""
-        return row
-
-    @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Shape the row, fit it to the schema, keep it in its window, settle its key.
-
-        Every stream passes here (or through ``read_records``, the same steps), so one
-        malformed value, a row without identity, or two rows under one key are handled the
-        same way for every provider (see ``rowcheck``).
-        """
-        return self.check_row(row, context, self.key_registry())
-
-    def check_row(self, row: dict, context: Context | None, keys: KeyRegistry) -> dict | None:
-        """``post_process`` with the window's key registry to settle keys in.
-
-        A derived stream fed with other rows of the same answer (Talk-cloud's stage users)
-        checks them with a registry of its own, so its keys never collide with this stream's.
-        """
-        record = self.fit_row(row, context)
-        if record is None:
-            return None
-        self.fill_identity(record, row, context)
-        self.settle_collision(record, row, context, keys, hash(_FINGERPRINT.encode(record)))
-        if self._row_problems:
-            self.note_row_problems(record, context)
-        return record
-
-    def fit_row(self, row: dict, context: Context | None) -> dict | None:
-        """The row shaped (``shape_record``) and fitted to the schema; ``None`` if not this window's.
-
-        ``row`` itself is left as sent: content keys are derived from it.
-        """
-        if self._row_problems:
-            self._row_problems = []
-        try:
-            record = self.shape_record(dict(row), context)
-        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as error:
-            # A shape no provider note foresaw: keep the row as sent rather than die on it nightly.
-            self.bad_value("row", type(error).__name__, "as sent, without the fields the tap adds")
-            record = {**(context or {}), **row}
-        if record is None:
-            return None
-        self._coercer.coerce(record, self._wrong_type)
-        return record if self.keep_in_window(record) else None
-
-    def note_row_problems(self, record: dict, context: Context | None) -> None:
-        """The current row's unreadable values, counted per field for the partition's warning."""
-        log = self._problem_log(context)
-        key = self.key_text(record)
-        for name, value, note in self._row_problems:
-            log.add("value", name, key, value, note)
-        self._row_problems = []
-
-    def bad_value(self, field: str, value: t.Any, note: str) -> None:
-        """Note a value of the current row the tap could not read; ``note`` says what was kept."""
-        self._row_problems.append((field, value, note))
-
-    def _wrong_type(self, field: str, value: t.Any) -> None:
-        self.bad_value(field, value, f"{field} is null (its type is not what the schema says)")
-
-    @cached_property
-    def _coercer(self) -> SchemaCoercer:
-        return SchemaCoercer(self.schema)
-
-    def _key_kind(self, field: str) -> str:
-        return kind_of((self.schema.get("properties") or {}).get(field) or {})
-
-    def key_text(self, record: dict) -> str:
-        """The record's primary key as ``name=value`` pairs, for messages."""
-        return " ".join(f"{name}={record.get(name)}" for name in self.primary_keys or ())
-
-    def fill_identity(self, record: dict, row: dict, context: Context | None) -> bool:
-        """Never an empty primary key (see README, "When a provider misbehaves"); whether one was filled.
-
-        A row missing an identity field, or with an empty key field, is kept with a key
-        derived from its own content as sent (``rowcheck.content_key``) in that field, or in
-        ``content_key_field``. Each case is counted per field.
-        """
-        fields = self._key_fields
-        groups = self.identity_fields
-        if _all_present(tuple(map(record.get, fields))) and (
-            not groups or all(has_any(record, group) for group in groups)
-        ):
-            return False
-        missing = [group for group in groups if not has_any(record, group)]
-        empty = [name for name in fields if is_empty(record.get(name))]
-        if not (missing or empty):
-            return False
-        raw = raw_bytes(row)
-        log = self._problem_log(context)
-        for name in empty:
-            record[name] = content_key(raw, self._key_kind(name))
-        target = self.content_key_field
-        if missing and target and target not in empty:
-            record[target] = content_key(raw, self._key_kind(target))
-        key = self.key_text(record)
-        for group in missing:
-            log.add("missing", " and ".join(group), key, note=target)
-        for name in empty:
-            if not any(name in group for group in missing):
-                log.add("missing", name, key, note=name)
-        return True
-
-    def settle_collision(
-        self, record: dict, row: dict, context: Context | None, keys: KeyRegistry, fingerprint: int
-    ) -> bool:
-        """Never a silently colliding primary key; whether the record's key was changed.
-
-        ``fingerprint`` is a hash of the record's content (the same row gives the same one).
-        A row whose key another row (other content) already had in this window gets its
-        content key in ``content_key_field`` (or the last key field); counted per field.
-        """
-        fields = self._key_fields
-        if not fields or not keys.collides(tuple(map(record.get, fields)), fingerprint):
-            return False
-        target = self.content_key_field or fields[-1]
-        before = self.key_text(record)
-        record[target] = content_key(raw_bytes(row), self._key_kind(target))
-        keys.collides(tuple(map(record.get, fields)), fingerprint)
-        self._problem_log(context).add("collision", target, f"{before} -> {record[target]}", note=target)
-        return True
-
-    @cached_property
-    def _key_fields(self) -> tuple[str, ...]:
-        return tuple(self.primary_keys or ())
-
-    def _problem_log(self, context: Context | None) -> ProblemLog:
-        return self._problems.setdefault(self.describe_partition(context), ProblemLog())
-
-    def report_problems(self, context: Context | None) -> None:
-        """One warning per kind and field for the partition: how many rows, the first keys."""
-        where = self.describe_partition(context)
-        log = self._problems.pop(where, None)
-        for kind, name, tally in log.drain() if log else ():
-            if kind == "missing":
-                text = (
-                    f"{tally.count} row(s) without {name}; kept, keyed by a content key in "
-                    f"{tally.note} (README: When a provider misbehaves); rows: {tally.examples()}"
-                )
-            elif kind == "collision":
-                text = (
-                    f"{tally.count} row(s) had the key of a different row of the same window; kept, "
-                    f"the later ones keyed by a content key in {name}; rows: {tally.examples()}"
-                )
-            else:
-                text = (
-                    f"{tally.count} row(s) with an unreadable {name} (first: {tally.first_value!r}); "
-                    f"kept, {tally.note}; rows: {tally.examples()}"
-                )
-            self.logger.warning("%s: %s", where, self.one_line(text))
 
     @override
     def get_batch_config(self, config: t.Mapping) -> None:
@@ -1409,13 +1070,6 @@ def _leaves(value: t.Any) -> t.Iterator[str]:
             yield from _leaves(item)
     elif value is not None and len(str(value)) >= MIN_SECRET_LENGTH:
         yield str(value)
-
-
-def _all_present(values: tuple) -> bool:
-    """Whether no value is empty (``rowcheck.is_empty``): the common case, checked per record."""
-    if None in values:
-        return False
-    return str not in map(type, values) or all(value.strip() for value in values if type(value) is str)
 
 
 def int_or_none(value: t.Any) -> int | None:
