@@ -56,7 +56,7 @@ from tap_livestream_viewers.guards import CallBudgetExhausted, CallGuard
 from tap_livestream_viewers.progress import DONE, FAILED, STOPPED, Counts, StreamProgress
 from tap_livestream_viewers.records import RecordPath
 from tap_livestream_viewers.rowcheck import KeyRegistry, ProblemLog
-from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartition, StreamShape
+from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartition, StreamShape, peek
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
@@ -192,6 +192,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         #: Rows, pages and calls of this run, and how each partition ended (progress lines).
         self.progress = StreamProgress()
         self._planned_end: datetime | None = None
+        self._run_end: datetime | None = None
         self._window_started = Counts()
         self._resumed_page_size: int | None = None
         self._unknown_fields_seen: set[str] = set()
@@ -203,9 +204,17 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         self._secret_in_records_warned = False
         self._counting = threading.Lock()
         self._ahead: prefetch.PagesAhead | None = None
+        #: Whether ``_ahead`` was opened by a partition (``fetching_ahead``), not ``reading_partitions``.
+        self._ahead_opened_lazily = False
         #: The paging token of the answer being read (``request_records``), in the reading thread.
         self.page_in_hand: t.Any = None
         self._secrets  # noqa: B018 - masks log lines from the start
+
+    @property
+    def request_context(self) -> Context | None:
+        """The partition of the request being sent or checked, for messages: a worker's own
+        (a page fetched ahead may belong to a later partition), else the one being read."""
+        return prefetch.request_context(self._context)
 
     @property
     def calls_made(self) -> int:
@@ -281,11 +290,15 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         """``end_date`` but never later than now less the provider's lag, to whole seconds.
 
         A window that ended in the future would move the bookmark past rows not written yet,
-        and they would never be read.
+        and they would never be read. Fixed the first time it is asked in the run, so every
+        partition's windows end at the same second (and a next partition's first window,
+        planned ahead, is the one its loop plans).
         """
-        latest = self.now() - self.end_lag
-        end = self.config_datetime("end_date")
-        return floor_to(min(end, latest) if end is not None else latest, self.time_precision)
+        if self._run_end is None:
+            latest = self.now() - self.end_lag
+            end = self.config_datetime("end_date")
+            self._run_end = floor_to(min(end, latest) if end is not None else latest, self.time_precision)
+        return self._run_end
 
     def bookmark(self, context: Context | None) -> datetime:
         """Where the next window starts: the last finished window's end, else ``start_date``."""
@@ -445,7 +458,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         self._context = context
         self.derived_feed.begin()
         self._forget_keys()
-        with self.partition_outcome(context), self.fetching_ahead(context):
+        with self.fetching_ahead(context), self.partition_outcome(context):
             yield from self.read_partition(context)
 
     # ---------------------------------------------------------------- derived streams
@@ -583,13 +596,55 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         return ProgressPaginator(self, self._first_page)
 
     @contextmanager
-    def fetching_ahead(self, context: Context | None) -> t.Iterator[None]:
-        """One set of pages in flight for the partition, so a window's pages and the first pages
-        of the windows after it are fetched while earlier pages are written (``prefetch.py``)."""
-        self._ahead = self.new_pages_ahead(context, self.pages_in_flight)
+    def reading_partitions(self, contexts: t.Sequence[Context | None]) -> t.Iterator[None]:
+        """One set of pages in flight for a stream's sync over ``contexts``, read in this order.
+
+        A window's pages, the first pages of the windows after it and of the partitions after
+        it are fetched while earlier pages are written (``prefetch.py``). Closed when the sync
+        ends, errors included: workers then send nothing more. Without it, the first partition
+        read opens one for ``partitions_of_sync`` (``fetching_ahead``).
+        """
+        if self._ahead is not None:  # already open for this sync
+            yield
+            return
+        self._ahead = self.new_pages_ahead(self.pages_in_flight, contexts)
+        self._ahead_opened_lazily = False
         try:
             yield
         finally:
+            self.stop_reading_ahead()
+
+    def partitions_of_sync(self) -> list[Context | None]:
+        """The partitions the SDK reads in this sync, in order: the parent's one room for a child
+        stream (no list ahead: read one after the other), else ``partitions``."""
+        if self.context:
+            return [dict(self.context)]
+        return [*self.partitions] if self.partitions else [None]
+
+    @contextmanager
+    def fetching_ahead(self, context: Context | None) -> t.Iterator[None]:
+        """A partition read within the stream's pages in flight (``reading_partitions``).
+
+        Opened here, for ``partitions_of_sync``, if nothing opened it; then closed after the
+        sync's last partition, or at once when an error ends the sync. A failed or stopped
+        partition (``partition_outcome``) ends only itself: its pages fetched ahead are dropped.
+        """
+        if self._ahead is None:
+            self._ahead = self.new_pages_ahead(self.pages_in_flight, self.partitions_of_sync())
+            self._ahead_opened_lazily = True
+        ahead = self._ahead
+        sync_over = True
+        try:
+            yield
+            sync_over = ahead.is_last(context)
+        finally:
+            ahead.drop_partition(context)
+            if sync_over and self._ahead_opened_lazily:
+                self.stop_reading_ahead()
+
+    def stop_reading_ahead(self) -> None:
+        """The stream's sync is over: pages still in flight are dropped, workers send nothing more."""
+        if self._ahead is not None:
             self._ahead.close()
             self._ahead = None
 
@@ -599,22 +654,22 @@ class LivestreamStream(RecordPath, RESTStream[int]):
 
         Pages are read in order in this thread: records, then the paginator's STATE, page by
         page, exactly as the SDK's sequential loop does; worker threads only send requests.
-        Pages are keyed by window and token, so a page fetched for a later window waits there.
-        Nothing is fetched ahead before the partition's first answer is read: a wrong key or an
-        unknown room costs one call, not ``max_concurrency``.
+        Pages are keyed by partition, window and token, so a page fetched for a later window or
+        partition waits there. Nothing is fetched ahead before an answer is read: a wrong key
+        costs one call, not ``max_concurrency``.
         """
         paginator = self.get_new_paginator()
-        ahead = self._ahead or self.new_pages_ahead(context, 1)
-        window = self._window
+        ahead = self._ahead or self.new_pages_ahead(1)
+        partition, window = prefetch.partition_of(context), self._window
         last_total: int | None = None
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             while not paginator.finished:
                 token = paginator.current_value
                 self.page_in_hand = token
-                response = ahead.take((window, token))
+                response = ahead.take(prefetch.Page(partition, window, token))
                 if response is None:
-                    response = ahead.send(self.prepare_page(context, token))
+                    response = ahead.send(self.prepare_page(context, token), context)
                 request_counter.increment()
                 total = self.take_answer(response, context)
                 if total != last_total and last_total is not None:
@@ -627,15 +682,71 @@ class LivestreamStream(RecordPath, RESTStream[int]):
                     break
                 yield from rows
                 paginator.advance(response)
-                if not paginator.finished:
-                    # Lazily: the plan takes the first ``max_concurrency`` of up to every page left.
-                    pages = ((window, page) for page in self.pages_ahead(paginator.current_value, response))
-                    ahead.plan(itertools.chain(pages, self.windows_ahead()), self.prepare_ahead)
+                self.plan_ahead(ahead, paginator, response)
 
-    def new_pages_ahead(self, context: Context | None, workers: int) -> prefetch.PagesAhead:
-        """Pages in flight for ``context``, each sent through the retrying request (one decoration)."""
-        send = self.request_decorator(self._request)
-        return prefetch.PagesAhead(lambda request: send(request, context), workers)
+    def new_pages_ahead(
+        self, workers: int, partitions: t.Sequence[Context | None] = ()
+    ) -> prefetch.PagesAhead:
+        """Pages in flight over ``partitions``, each sent through the retrying request (one decoration)."""
+        return prefetch.PagesAhead(self.request_decorator(self._request), workers, partitions)
+
+    def plan_ahead(
+        self, ahead: prefetch.PagesAhead, paginator: BaseAPIPaginator, response: requests.Response
+    ) -> None:
+        """After an answer: send ahead what the loop asks next, in its order.
+
+        The window's next page (certain once the paginator goes on), the pages its total makes
+        known, the first pages of the windows after it, then those of the partitions after it.
+        """
+        if not ahead.enabled:
+            return
+        partition, window = prefetch.partition_of(self._context), self._window
+        pages: t.Iterable[prefetch.Page] = ()
+        if not paginator.finished:
+            following = paginator.current_value
+            known = (token for token in self.pages_ahead(following, response) if token != following)
+            pages = (prefetch.Page(partition, window, token) for token in itertools.chain([following], known))
+        later = [prefetch.Page(partition, *ahead_window) for ahead_window in self.windows_ahead()]
+        ahead.plan(pages, later + self.partitions_ahead(), self.prepare_ahead)
+
+    def partitions_ahead(self) -> list[prefetch.Page]:
+        """The first pages of the partitions read after this one, in order, while each is known ahead."""
+        if self._ahead is None:
+            return []
+        pages: list[prefetch.Page] = []
+        for context in self._ahead.partitions_after(self._context)[: self.pages_in_flight]:
+            page = self.first_page_ahead(context)
+            if page is None:
+                break  # not known ahead: the loop asks it itself, and what follows it later
+            pages.append(page)
+        return pages
+
+    def first_page_ahead(self, context: Context | None) -> prefetch.Page | None:
+        """The first page the loop will ask for ``context``, from its saved state, written nowhere.
+
+        ``None`` (not fetched ahead) for a window in flight (its resume may drop or clamp it),
+        an unreadable state, or a start the provider would move (``start_ahead``).
+        """
+        saved = peek(self.tap_state, self.state_shape(), context or {}, self.tz)
+        if saved is None or saved.progress is not None:
+            return None
+        partition = prefetch.partition_of(context)
+        if not self.progress_windowed:
+            return prefetch.Page(partition, None, self.first_token())
+        start = saved.bookmark or self.config_datetime("start_date")
+        start = self.start_ahead(context, start) if start is not None else None
+        if start is None:
+            return None
+        windows = time_windows(floor_to(start, self.time_precision), self.sync_end(), self.window_span)
+        first = next(iter(windows), None)
+        return prefetch.Page(partition, first, self.first_token()) if first is not None else None
+
+    def start_ahead(self, context: Context | None, start: datetime) -> datetime | None:
+        """Hook: ``clamp_start`` without its side effects (warnings), or ``None`` if not known ahead.
+
+        A provider that overrides ``clamp_start`` overrides this too.
+        """
+        return start
 
     def windows_ahead(self) -> list[tuple[Window, t.Any]]:
         """The first pages of the windows after the current one (each read from its first page)."""
@@ -650,15 +761,15 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         """Hook: the paging token of a window's first page."""
         return 1
 
-    def prepare_ahead(self, key: t.Hashable) -> requests.PreparedRequest:
-        """The request for a page of any window: its bounds and a fresh page size while it is built."""
-        window, token = t.cast("tuple[Window | None, t.Any]", key)
-        if window is None or window == self._window:
-            return self.prepare_page(self._context, token)
+    def prepare_ahead(self, page: prefetch.Page) -> requests.PreparedRequest:
+        """The request for a page of any window of any partition: its partition's context, its
+        window's bounds and a fresh page size while it is built (then the current ones again)."""
+        if page.window == self._window and page.partition == prefetch.partition_of(self._context):
+            return self.prepare_page(self._context, page.token)
         current = self._window, self._page_size_in_use
-        self._window, self._page_size_in_use = window, self.page_size
+        self._window, self._page_size_in_use = t.cast("Window | None", page.window), self.page_size
         try:
-            return self.prepare_page(self._context, token)
+            return self.prepare_page(page.context, page.token)
         finally:
             self._window, self._page_size_in_use = current
 
@@ -708,7 +819,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         except ValueError as error:
             raise ProviderAPIError(
                 self.describe(
-                    self._context,
+                    self.request_context,
                     f"HTTP {response.status_code}: {error}",
                     "the provider answered with something that is not JSON; retry later or "
                     "report it with the run log",
@@ -904,7 +1015,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         deferred = prefetch.deferred_wait()
         self.logger.warning(
             "%s: attempt %s failed (%s); retrying in %.1fs",
-            self.describe_partition(self._context),
+            self.describe_partition(self.request_context),
             details.get("tries"),
             error
             if isinstance(error, MalformedAnswer)
@@ -926,7 +1037,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         if status in AUTH_STATUSES:
             raise ProviderAPIError(
                 self.describe(
-                    self._context,
+                    self.request_context,
                     f"HTTP {status}: {self.provider_message(response)}",
                     self.credential_hint,
                 )
@@ -934,7 +1045,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         if status == 404:
             raise PartitionFailed(
                 self.describe(
-                    self._context,
+                    self.request_context,
                     f"HTTP {status}: {self.provider_message(response)}",
                     self.not_found_hint,
                 )
@@ -942,7 +1053,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         if status >= 400:
             raise ProviderAPIError(
                 self.describe(
-                    self._context,
+                    self.request_context,
                     f"HTTP {status}: {self.provider_message(response)}",
                     "the request was refused; check the partition ids and settings",
                 )

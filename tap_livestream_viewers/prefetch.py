@@ -13,35 +13,69 @@ a sequential run:
 * an error of a page fetched ahead (retries spent, a refused call, a spent budget) is raised
   when the loop reaches that page, after the records and STATE of every page before it.
 
+Pages are keyed by partition, window and token (``Page``), and one ``PagesAhead`` serves every
+partition of a stream's sync: while the last pages of a partition are read, the first pages of
+the partitions after it are already on their way. Each worker knows the partition of the request
+it sends (``request_context``), so its messages name that partition, not the one being read.
+
 A page fetched ahead and never used (the run stopped first, or rows moved) is a call spent
 for nothing, so a provider with a daily budget (Mudu) reads one page at a time.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Iterable
+    from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
     import requests
 
 #: Pages read one at a time after an answer showed rows moving, before fetching ahead again.
 HOLD_PAGES = 2
 
-Send = t.Callable[["requests.PreparedRequest"], "requests.Response"]
+#: Sends one prepared request for a partition (its context), retries included.
+Send = t.Callable[["requests.PreparedRequest", "Mapping[str, t.Any] | None"], "requests.Response"]
+#: A partition as a hashable key: its context's items, sorted (``()``: a stream without partitions).
+Partition = tuple[tuple[str, t.Any], ...]
+
+
+def partition_of(context: Mapping[str, t.Any] | None) -> Partition:
+    """The key of a partition's context (contexts are dicts of ids, which hash)."""
+    return tuple(sorted((context or {}).items()))
+
+
+class Page(t.NamedTuple):
+    """One page a sequential run asks for: its partition, its window (``None``: unwindowed), its token."""
+
+    partition: Partition
+    window: Hashable
+    token: Hashable
+
+    @property
+    def context(self) -> dict[str, t.Any] | None:
+        """The partition's context as the stream reads it (``None`` for a stream without partitions)."""
+        return dict(self.partition) or None
 
 
 class PagesAhead:
-    """Up to ``workers`` requests in flight, keyed by paging token, taken in the loop's order."""
+    """Up to ``workers`` requests in flight, keyed by ``Page``, taken in the loop's order.
 
-    def __init__(self, send: Send, workers: int) -> None:
+    ``partitions``: the stream's partitions in the order the loop reads them (``[None]`` without
+    partitions), so the first pages of the next ones can be planned.
+    """
+
+    def __init__(
+        self, send: Send, workers: int, partitions: Sequence[Mapping[str, t.Any] | None] = ()
+    ) -> None:
         self._send = send
         self._workers = max(1, workers)
+        self._partitions = [partition_of(context) for context in partitions]
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[Hashable, Future[requests.Response]] = {}
+        self._pending: dict[Page, Future[requests.Response]] = {}
         #: Answers still to read one at a time after rows moved (``forget``).
         self._hold = 0
         #: Set when the loop is left: workers stop before their next attempt (no call is wasted).
@@ -52,38 +86,65 @@ class PagesAhead:
         """Whether pages are fetched ahead at all (``max_concurrency`` above 1)."""
         return self._workers > 1
 
-    def send(self, request: requests.PreparedRequest) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, context: Mapping[str, t.Any] | None
+    ) -> requests.Response:
         """Send one request now, in this thread (a page nobody fetched ahead)."""
-        return self._send(request)
+        return self._send(request, context)
 
-    def take(self, token: Hashable) -> requests.Response | None:
-        """The answer fetched ahead for ``token`` (waiting for it), or ``None``: fetch it now.
+    def take(self, page: Page) -> requests.Response | None:
+        """The answer fetched ahead for ``page`` (waiting for it), or ``None``: fetch it now.
 
         A worker's exception is raised here, at this page's turn.
         """
-        future = self._pending.pop(token, None)
+        future = self._pending.pop(page, None)
         return future.result() if future is not None else None
 
+    def partitions_after(self, context: Mapping[str, t.Any] | None) -> list[dict[str, t.Any] | None]:
+        """The contexts of the partitions the loop reads after ``context``, in order."""
+        key = partition_of(context)
+        if key not in self._partitions:
+            return []
+        following = self._partitions[self._partitions.index(key) + 1 :]
+        return [dict(partition) or None for partition in following]
+
+    def is_last(self, context: Mapping[str, t.Any] | None) -> bool:
+        """Whether the loop reads no partition after ``context``."""
+        return not self.partitions_after(context)
+
     def plan(
-        self, upcoming: Iterable[Hashable], prepare: Callable[[Hashable], requests.PreparedRequest]
+        self,
+        pages: Iterable[Page],
+        later: Sequence[Page],
+        prepare: Callable[[Page], requests.PreparedRequest],
     ) -> None:
         """Send the next pages the loop will ask for (in order), keeping those already sent.
 
-        A token no longer upcoming is forgotten; at most ``workers`` pages are in flight or
-        waiting to be read, so memory stays bounded by a few pages.
+        ``pages``: the current window's, in order (maybe many); ``later``: the first pages of
+        the windows and partitions after it (a few). The first ``workers`` of them all are sent;
+        a page already sent stays while it is still upcoming (a page of a later partition
+        pushed back by the current window's total is not dropped, so never asked twice); any
+        other is forgotten. At most ``workers`` plus the few of ``later`` wait to be read.
         """
         if not self.enabled or self._hold:
             return
-        wanted: list[Hashable] = []
-        for token in upcoming:
-            wanted.append(token)
+        wanted: list[Page] = []
+        for page in itertools.chain(pages, later):
+            wanted.append(page)
             if len(wanted) == self._workers:
                 break
-        for token in [token for token in self._pending if token not in wanted]:
-            self._pending.pop(token).cancel()
-        for token in wanted:
-            if token not in self._pending:
-                self._pending[token] = self._executor().submit(self._send_ahead, prepare(token))
+        keep = set(wanted) | set(later)
+        for page in [page for page in self._pending if page not in keep]:
+            self._pending.pop(page).cancel()
+        for page in wanted:
+            if page not in self._pending:
+                self._pending[page] = self._executor().submit(self._send_ahead, page, prepare(page))
+
+    def drop_partition(self, context: Mapping[str, t.Any] | None) -> None:
+        """The loop leaves a partition: its pages still waiting will never be read."""
+        key = partition_of(context)
+        for page in [page for page in self._pending if page.partition == key]:
+            self._pending.pop(page).cancel()
 
     def forget(self) -> None:
         """Drop every page fetched ahead: they may predate what the loop has just read.
@@ -111,10 +172,15 @@ class PagesAhead:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _send_ahead(self, request: requests.PreparedRequest) -> requests.Response:
-        """In a worker: send, marking the thread so a retry after ``close`` is not sent."""
+    def _send_ahead(self, page: Page, request: requests.PreparedRequest) -> requests.Response:
+        """In a worker: send, marking the thread so a retry after ``close`` is not sent and its
+        messages name the page's partition."""
         _worker.closed = self.closed
-        return self._send(request)
+        _worker.context = page.context
+        try:
+            return self._send(request, page.context)
+        finally:
+            _worker.context = _MISSING
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -127,6 +193,17 @@ class LoopLeft(Exception):
 
 
 _worker = threading.local()
+_MISSING: t.Any = object()
+
+
+def request_context(reading: Mapping[str, t.Any] | None) -> Mapping[str, t.Any] | None:
+    """The partition of the request this thread is sending: a worker's own, else ``reading``.
+
+    Messages about a request (retries, refusals, provider codes) name its partition; a page
+    fetched ahead may belong to a partition after the one the reading thread is on.
+    """
+    context = getattr(_worker, "context", _MISSING)
+    return reading if context is _MISSING else t.cast("Mapping[str, t.Any] | None", context)
 
 
 def check_still_wanted() -> None:

@@ -373,6 +373,9 @@ class TapLivestreamViewers(Tap):
         try:
             super().sync_all()
         finally:
+            for stream in self.streams.values():
+                if isinstance(stream, LivestreamStream):
+                    stream.stop_reading_ahead()  # an error ended a sync: no page is sent after it
             self.logger.info("%s", run_summary(self.stream_progress()))
         if self.failed_partitions:
             raise ProviderAPIError(

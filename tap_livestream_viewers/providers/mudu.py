@@ -310,6 +310,11 @@ class MuduUserRecordsStream(LivestreamStream):
             )
         return start
 
+    @override
+    def start_ahead(self, context: Context | None, start: datetime) -> datetime | None:
+        """Never planned ahead: every call is one of ten a day (``max_pages_in_flight`` is 1)."""
+        return None
+
     # ---------------------------------------------------------------------- request
 
     @override

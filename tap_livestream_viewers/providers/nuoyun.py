@@ -486,7 +486,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         if not isinstance(body, dict):
             raise ProviderAPIError(
                 self.describe(
-                    self._context,
+                    self.request_context,
                     f"HTTP {response.status_code} without a {{code, msg, data}} object",
                     f"check nuoyun.base_url points at the Nuoyun gateway (now {self.url_base})",
                 )
@@ -505,7 +505,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         action = self.credential_hint if int_or_none(code) in (401, 403) else None
         raise ProviderAPIError(
             self.describe(
-                self._context,
+                self.request_context,
                 f"code {code}: {message or 'no msg'}",
                 action
                 or (

@@ -327,7 +327,6 @@ class _TalkcloudStream(LivestreamStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._run_end: datetime | None = None
         self._earliest: datetime | None = None
 
     # ------------------------------------------------------------------ partitions
@@ -352,12 +351,6 @@ class _TalkcloudStream(LivestreamStream):
         return int_or_none((form.get("page") or ["1"])[-1]) or 1
 
     # ------------------------------------------------------------------ time range
-
-    def sync_end(self) -> datetime:
-        """One end for the whole run, so every room's windows end at the same second."""
-        if self._run_end is None:
-            self._run_end = super().sync_end()
-        return self._run_end
 
     def earliest_queryable(self) -> datetime:
         """The oldest second Talk-cloud answers for ("只支持查询1年内的数据"), with a margin."""
@@ -395,6 +388,12 @@ class _TalkcloudStream(LivestreamStream):
         )
         return earliest
 
+    @override
+    def start_ahead(self, context: Context | None, start: datetime) -> datetime | None:
+        """A start within the year, a day clear of its edge, stays; an older one is clamped (and
+        warned about) by the room's own loop, so its first page is not fetched ahead."""
+        return start if start >= self.earliest_queryable() + timedelta(days=1) else None
+
     # ---------------------------------------------------------------------- request
 
     @override
@@ -414,7 +413,7 @@ class _TalkcloudStream(LivestreamStream):
     def check_provider_status(self, response: requests.Response) -> None:
         """``result`` 0 and 4105 pass; every other code fails as the issue's table says."""
         body = self.decode(response)
-        context = self._context
+        context = self.request_context  # a page fetched ahead may be another room's
         if not isinstance(body, dict) or "result" not in body:
             raise ProviderAPIError(
                 self.describe(
