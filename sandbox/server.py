@@ -157,6 +157,8 @@ class Sandbox:
         self.hostile: t.Any = None
         self._in_flight: dict[str, int] = {}
         self._peak: dict[str, int] = {}
+        #: Every arrival (+1) and departure (-1) by path, in order (``peak_paths_in_flight``).
+        self._moves: list[tuple[str, int]] = []
 
     # --------------------------------------------------------------------- clock
 
@@ -185,6 +187,7 @@ class Sandbox:
         with self._lock:
             self.calls.clear()
             self._peak.clear()
+            self._moves = [(path, 1) for path, count in self._in_flight.items() for _ in range(count)]
 
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
@@ -272,10 +275,12 @@ class Sandbox:
         with self._lock:
             self._in_flight[path] = self._in_flight.get(path, 0) + 1
             self._peak[path] = max(self._peak.get(path, 0), self._in_flight[path])
+            self._moves.append((path, 1))
 
     def leave(self, path: str) -> None:
         with self._lock:
             self._in_flight[path] -= 1
+            self._moves.append((path, -1))
 
     def in_flight(self, fragment: str) -> int:
         """Requests being served now on paths containing ``fragment``."""
@@ -286,6 +291,18 @@ class Sandbox:
         """The most requests served at the same time on paths containing ``fragment``."""
         with self._lock:
             return max((peak for path, peak in self._peak.items() if fragment in path), default=0)
+
+    def peak_paths_in_flight(self, fragment: str) -> int:
+        """The most distinct paths containing ``fragment`` served at the same time (e.g. several
+        activities' paths at once, where ``peak_in_flight`` counts each path apart)."""
+        with self._lock:
+            moves = [(path, step) for path, step in self._moves if fragment in path]
+        serving: dict[str, int] = {}
+        peak = 0
+        for path, step in moves:
+            serving[path] = serving.get(path, 0) + step
+            peak = max(peak, sum(1 for count in serving.values() if count > 0))
+        return peak
 
     def record(self, call: Call) -> None:
         with self._lock:

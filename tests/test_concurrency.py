@@ -256,3 +256,198 @@ def test_default_concurrency_follows_each_providers_documented_limit(tmp_path):
         assert run.returncode == 0, run.stderr[-3000:]
         assert 4 < box.peak_in_flight(ny.PATH) <= 8
         assert 1 < box.peak_in_flight("/stats/user-visits") <= 4
+
+
+# ------------------------------------------------------------- partitions read ahead
+
+#: Rooms of 0 to 5 pages over 40 days; each room's window holds rows 0-20 days, then 20-40.
+TK_ROOMS = {
+    "500100201": 700,
+    "500100202": 240,
+    "500100203": 0,
+    "500100204": 398,
+    "500100205": 802,
+    "500100206": 120,
+    "500100207": 460,
+    "500100208": 20,
+}
+
+
+def talkcloud_rooms(rooms: dict[str, int]) -> tk.TalkcloudData:
+    data = tk.TalkcloudData(rooms={}, thirdroomids={})
+    for index, (serial, count) in enumerate(rooms.items()):
+        data.add_room(serial, count, START_TK, START_TK + timedelta(days=40), seed=index)
+    return data
+
+
+def talkcloud_rooms_config(base_url: str, data: tk.TalkcloudData, days: int, **overrides: object) -> dict:
+    config = {
+        "start_date": START_TK.isoformat(),
+        "end_date": (START_TK + timedelta(days=days)).isoformat(),
+        "backoff_base_seconds": 0.05,
+        "talkcloud": tk.tap_config(data, base_url),
+    }
+    config.update(overrides)
+    return config
+
+
+def talkcloud_pages(box: Sandbox) -> list[tuple[str, str, str]]:
+    """Every Talk-cloud page asked: room, window start, page."""
+    return [
+        (f.get("serial", ""), f.get("starttime", ""), f.get("page", ""))
+        for f in (call.form() for call in box.calls_to(tk.PATH))
+    ]
+
+
+def test_talkcloud_rooms_read_ahead_give_the_sequential_output_and_ask_each_page_once(tmp_path):
+    """Eight rooms of 0-5 pages, read from nothing and then from the first run's state: while a
+    room's last pages are read, the next rooms' first pages are on their way; the messages are
+    those of a sequential run, and no page is asked twice."""
+    outputs, asked = {}, {}
+    for concurrency in (1, 4):
+        with Sandbox(latency_s=0.02) as box:
+            data = talkcloud_rooms(TK_ROOMS)
+            tk.register(box, data)
+            first = run_tap(
+                tmp_path, talkcloud_rooms_config(box.base_url, data, 20, max_concurrency=concurrency)
+            )
+            assert first.returncode == 0, first.stderr[-3000:]
+            config = talkcloud_rooms_config(box.base_url, data, 40, max_concurrency=concurrency)
+            second = run_tap(tmp_path, config, state=first.last_state)
+            assert second.returncode == 0, second.stderr[-3000:]
+            outputs[concurrency] = (singer_output(first), singer_output(second))
+            pages = talkcloud_pages(box)
+            assert len(pages) == len(set(pages))  # each page asked once
+            asked[concurrency] = sorted(pages)
+            peak = box.peak_in_flight(tk.PATH)
+            assert peak <= concurrency
+            if concurrency > 1:
+                # One window per room and no total: a room has one page in flight at a time, so
+                # these were several rooms at once.
+                assert peak > 1
+    assert outputs[4] == outputs[1]
+    assert asked[4] == asked[1]
+    assert sum(1 for kind, stream, *_ in outputs[4][0] if stream == "talkcloud_login_records") > 0
+
+
+def test_shangzhibo_activities_read_ahead_give_the_sequential_output_and_ask_each_page_once(tmp_path):
+    """Six activities of 0-3 pages in five 7-day windows each: the next activities' first pages
+    go along with an activity's last window, and the messages are those of a sequential run."""
+    activities = {
+        "10024001": 30,
+        "10024002": 260,
+        "10024003": 0,
+        "10024004": 95,
+        "10024005": 140,
+        "10024006": 12,
+    }
+    outputs, asked = {}, {}
+    for concurrency in (1, 4):
+        with Sandbox(latency_s=0.02) as box:
+            data = szb.register(box, szb.ShangzhiboData(activities=activities, users={}))
+            config = {
+                "start_date": "2026-09-01T00:00:00Z",
+                "end_date": "2026-10-01T00:00:00Z",
+                "max_concurrency": concurrency,
+                "shangzhibo": szb.tap_config(data, box.base_url),
+            }
+            run = run_tap(tmp_path, config)
+            assert run.returncode == 0, run.stderr[-3000:]
+            outputs[concurrency] = singer_output(run)
+            pages = [
+                (c.path, c.query.get("startedAt"), c.query.get("page"))
+                for c in box.calls_to("/stats/user-visits")
+            ]
+            assert len(pages) == len(set(pages))  # each page asked once
+            asked[concurrency] = sorted(pages)
+            assert box.peak_paths_in_flight("/stats/user-visits") <= concurrency
+            if concurrency > 1:
+                assert box.peak_paths_in_flight("/stats/user-visits") > 1  # several activities at once
+    assert outputs[4] == outputs[1]
+    assert asked[4] == asked[1]
+
+
+def test_a_retry_of_a_page_fetched_ahead_names_its_own_room(tmp_path):
+    """Room B's first page, fetched ahead while room A's second page is slow, fails once: the
+    retry warning names room B, not room A (the one being read)."""
+    failed: list[str] = []
+
+    def answer(exchange: hostile.Exchange) -> Response:
+        form = exchange.request.form()
+        if form.get("serial") == "500100202" and not failed:
+            failed.append("once")
+            return Response(503, {"result": 503, "msg": "busy"})
+        if form.get("serial") == "500100201" and form.get("page") == "2":
+            time.sleep(1.0)  # the reading thread waits on room A while room B is retried
+        return exchange.real()
+
+    with Sandbox(latency_s=0.02) as box:
+        data = talkcloud_rooms({"500100201": 600, "500100202": 50})
+        tk.register(box, data)
+        hostile.install(
+            box, hostile.Rule("room-b-busy", answer, calls=hostile.every, providers=("talkcloud",))
+        )
+        run = run_tap(tmp_path, talkcloud_rooms_config(box.base_url, data, 20, max_concurrency=4))
+    assert run.returncode == 0, run.stderr[-3000:]
+    retries = [line for line in run.stderr.splitlines() if "attempt 1 failed" in line]
+    assert len(retries) == 1 and "serial=500100202" in retries[0], retries
+    assert "serial=500100201" not in retries[0]
+
+
+def test_a_missing_room_among_rooms_read_ahead_fails_alone_and_the_others_are_read(tmp_path):
+    """Room 500100299 does not exist (result 4007): at concurrency 4 its first page comes ahead,
+    its failure is its own one line at its turn, and every other room is read as sequentially."""
+    rooms = {"500100201": 260, "500100202": 40, "500100204": 90, "500100205": 410}
+    outputs = {}
+    for concurrency in (1, 4):
+        with Sandbox(latency_s=0.02) as box:
+            data = talkcloud_rooms(rooms)
+            tk.register(box, data)
+            config = talkcloud_rooms_config(box.base_url, data, 20, max_concurrency=concurrency)
+            config["talkcloud"]["serials"] = ["500100201", "500100202", "500100299", "500100204", "500100205"]
+            run = run_tap(tmp_path, config)
+            pages = talkcloud_pages(box)
+        assert run.returncode != 0
+        assert len(pages) == len(set(pages))
+        errors = [line for line in run.stderr.splitlines() if "result 4007" in line]
+        assert errors and all("serial=500100299" in line for line in errors), errors
+        assert "Traceback" not in run.stderr
+        assert {r["serial"] for r in run.records("talkcloud_login_records")} == set(rooms)
+        outputs[concurrency] = singer_output(run)
+    assert outputs[4] == outputs[1]
+
+
+def test_a_run_stopped_at_one_room_sends_nothing_more_for_the_rooms_fetched_ahead(tmp_path):
+    """Room C's answer refuses the key (the run stops there) while rooms D and E, fetched ahead,
+    are told to wait 120 s: the run ends at once, and no page is asked twice."""
+
+    def answer(exchange: hostile.Exchange) -> Response:
+        serial = exchange.request.form().get("serial")
+        if serial == "500100203":
+            return Response(200, {"result": 4109, "msg": "企业key错误"})
+        if serial in ("500100204", "500100205"):
+            return Response(503, {"result": 503, "msg": "busy"}, {"Retry-After": "120"})
+        return exchange.real()
+
+    rooms = {f"50010020{n}": 50 for n in range(1, 7)}
+    with Sandbox(latency_s=0.05) as box:
+        data = talkcloud_rooms(rooms)
+        tk.register(box, data)
+        hostile.install(
+            box, hostile.Rule("room-c-refused", answer, calls=hostile.every, providers=("talkcloud",))
+        )
+        started = time.monotonic()
+        run = run_tap(
+            tmp_path, talkcloud_rooms_config(box.base_url, data, 20, max_concurrency=4), timeout=100
+        )
+        took = time.monotonic() - started
+        time.sleep(0.5)  # anything still sent after the stop would be logged by now
+        pages = talkcloud_pages(box)
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    refused = [line for line in run.stderr.splitlines() if "result 4109" in line]
+    assert refused and "serial=500100203" in refused[0]
+    assert took < 30  # not 120 s for rooms nobody will read
+    assert len(pages) == len(set(pages))  # none retried after the stop
+    assert {serial for serial, _, _ in pages} <= set(rooms)
+    assert {r["serial"] for r in run.records("talkcloud_login_records")} == {"500100201", "500100202"}
