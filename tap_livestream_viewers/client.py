@@ -673,7 +673,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
                 request_counter.increment()
                 total = self.take_answer(response, context)
                 if total != last_total and last_total is not None:
-                    ahead.forget()  # rows moved: pages sent earlier may predate this answer
+                    ahead.forget(context)  # rows moved: pages sent earlier may predate this answer
                 else:
                     ahead.steady()
                 last_total = total

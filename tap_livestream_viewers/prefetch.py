@@ -61,6 +61,18 @@ class Page(t.NamedTuple):
         return dict(self.partition) or None
 
 
+class _Sent(t.NamedTuple):
+    """A page sent ahead: its answer to come, and the event that stops its worker's next attempt."""
+
+    answer: Future[requests.Response]
+    dropped: threading.Event
+
+    def drop(self) -> None:
+        """Nobody will read it: not sent if not started, else no retry (``check_still_wanted``)."""
+        self.dropped.set()
+        self.answer.cancel()
+
+
 class PagesAhead:
     """Up to ``workers`` requests in flight, keyed by ``Page``, taken in the loop's order.
 
@@ -75,11 +87,9 @@ class PagesAhead:
         self._workers = max(1, workers)
         self._partitions = [partition_of(context) for context in partitions]
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[Page, Future[requests.Response]] = {}
+        self._pending: dict[Page, _Sent] = {}
         #: Answers still to read one at a time after rows moved (``forget``).
         self._hold = 0
-        #: Set when the loop is left: workers stop before their next attempt (no call is wasted).
-        self.closed = threading.Event()
 
     @property
     def enabled(self) -> bool:
@@ -97,8 +107,8 @@ class PagesAhead:
 
         A worker's exception is raised here, at this page's turn.
         """
-        future = self._pending.pop(page, None)
-        return future.result() if future is not None else None
+        sent = self._pending.pop(page, None)
+        return sent.answer.result() if sent is not None else None
 
     def partitions_after(self, context: Mapping[str, t.Any] | None) -> list[dict[str, t.Any] | None]:
         """The contexts of the partitions the loop reads after ``context``, in order."""
@@ -134,48 +144,49 @@ class PagesAhead:
             if len(wanted) == self._workers:
                 break
         keep = set(wanted) | set(later)
-        for page in [page for page in self._pending if page not in keep]:
-            self._pending.pop(page).cancel()
+        self._drop([page for page in self._pending if page not in keep])
         for page in wanted:
             if page not in self._pending:
-                self._pending[page] = self._executor().submit(self._send_ahead, page, prepare(page))
+                dropped = threading.Event()
+                answer = self._executor().submit(self._send_ahead, page, prepare(page), dropped)
+                self._pending[page] = _Sent(answer, dropped)
 
     def drop_partition(self, context: Mapping[str, t.Any] | None) -> None:
         """The loop leaves a partition: its pages still waiting will never be read."""
         key = partition_of(context)
-        for page in [page for page in self._pending if page.partition == key]:
-            self._pending.pop(page).cancel()
+        self._drop([page for page in self._pending if page.partition == key])
 
-    def forget(self) -> None:
-        """Drop every page fetched ahead: they may predate what the loop has just read.
+    def forget(self, context: Mapping[str, t.Any] | None) -> None:
+        """Drop the partition's pages fetched ahead: they may predate what the loop has just read.
 
         Rows are moving: the next ``HOLD_PAGES`` pages are read one at a time, so a provider
-        whose rows move after every page costs the calls of a sequential run, not more.
+        whose rows move after every page costs the calls of a sequential run, not more. The
+        first pages of later partitions stay: nothing of theirs has been read to differ from.
         """
-        self._drop_pending()
+        self.drop_partition(context)
         self._hold = HOLD_PAGES
 
     def steady(self) -> None:
         """An answer agreed with the one before it (same total): one step nearer fetching ahead."""
         self._hold = max(0, self._hold - 1)
 
-    def _drop_pending(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
+    def _drop(self, pages: Iterable[Page]) -> None:
+        for page in pages:
+            self._pending.pop(page).drop()
 
     def close(self) -> None:
         """Leave the loop: pending pages are dropped, workers end without another attempt."""
-        self.closed.set()
-        self._drop_pending()
+        self._drop(list(self._pending))  # each page's worker stops before its next attempt
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _send_ahead(self, page: Page, request: requests.PreparedRequest) -> requests.Response:
-        """In a worker: send, marking the thread so a retry after ``close`` is not sent and its
-        messages name the page's partition."""
-        _worker.closed = self.closed
+    def _send_ahead(
+        self, page: Page, request: requests.PreparedRequest, dropped: threading.Event
+    ) -> requests.Response:
+        """In a worker: send, marking the thread so a retry of a page dropped (or after ``close``)
+        is not sent, and its messages name the page's partition."""
+        _worker.closed = dropped
         _worker.context = page.context
         try:
             return self._send(request, page.context)
