@@ -714,32 +714,34 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         if self._ahead is None:
             return []
         pages: list[prefetch.Page] = []
-        for context in self._ahead.partitions_after(self._context)[: self.pages_in_flight]:
-            page = self.first_page_ahead(context)
-            if page is None:
+        for context in self._ahead.partitions_after(self._context):
+            first = self.first_pages_ahead(context)
+            if first is None:
                 break  # not known ahead: the loop asks it itself, and what follows it later
-            pages.append(page)
+            pages += first
+            if len(pages) >= self.pages_in_flight:
+                break
         return pages
 
-    def first_page_ahead(self, context: Context | None) -> prefetch.Page | None:
-        """The first page the loop will ask for ``context``, from its saved state, written nowhere.
+    def first_pages_ahead(self, context: Context | None) -> list[prefetch.Page] | None:
+        """The first page the loop will ask for ``context`` (none: it has nothing to read), from
+        its saved state, written nowhere.
 
-        ``None`` (not fetched ahead) for a window in flight (its resume may drop or clamp it),
-        an unreadable state, or a start the provider would move (``start_ahead``).
+        ``None`` (not known ahead) for a window in flight (its resume may drop or clamp it), an
+        unreadable state, or a start the provider would move (``start_ahead``).
         """
         saved = peek(self.tap_state, self.state_shape(), context or {}, self.tz)
         if saved is None or saved.progress is not None:
             return None
         partition = prefetch.partition_of(context)
         if not self.progress_windowed:
-            return prefetch.Page(partition, None, self.first_token())
+            return [prefetch.Page(partition, None, self.first_token())]
         start = saved.bookmark or self.config_datetime("start_date")
         start = self.start_ahead(context, start) if start is not None else None
         if start is None:
             return None
         windows = time_windows(floor_to(start, self.time_precision), self.sync_end(), self.window_span)
-        first = next(iter(windows), None)
-        return prefetch.Page(partition, first, self.first_token()) if first is not None else None
+        return [prefetch.Page(partition, first, self.first_token()) for first in itertools.islice(windows, 1)]
 
     def start_ahead(self, context: Context | None, start: datetime) -> datetime | None:
         """Hook: ``clamp_start`` without its side effects (warnings), or ``None`` if not known ahead.

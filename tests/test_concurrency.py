@@ -451,3 +451,56 @@ def test_a_run_stopped_at_one_room_sends_nothing_more_for_the_rooms_fetched_ahea
     assert len(pages) == len(set(pages))  # none retried after the stop
     assert {serial for serial, _, _ in pages} <= set(rooms)
     assert {r["serial"] for r in run.records("talkcloud_login_records")} == {"500100201", "500100202"}
+
+
+def room_in_flight(state: dict, serial: str) -> bool:
+    """Whether the login records of room ``serial`` have a window in flight past page 1 in ``state``."""
+    partitions = state.get("bookmarks", {}).get("talkcloud_login_records", {}).get("partitions", [])
+    return any(
+        p.get("context", {}).get("serial") == serial and p.get("progress", {}).get("next_page", 1) > 1
+        for p in partitions
+    )
+
+
+def test_rooms_read_ahead_after_a_kill_resume_like_a_sequential_run_and_lose_nothing(tmp_path):
+    """Killed while the fifth room is between its pages (rooms after it fetched ahead and lost):
+    resumed at 4, the run writes what a resume at 1 writes (four rooms with nothing left, one
+    resumed at its next page, three from the start); nothing is lost."""
+    with Sandbox(latency_s=0.02) as box:
+        data = talkcloud_rooms(TK_ROOMS)
+        tk.register(box, data)
+        config = talkcloud_rooms_config(box.base_url, data, 40, max_concurrency=4)
+        killed = run_tap_until_killed(
+            tmp_path, config, lambda states: room_in_flight(states[-1], "500100205")
+        )
+    saved = killed.states[-1]
+    assert room_in_flight(saved, "500100205")
+    outputs, records = {}, {}
+    for concurrency in (1, 4):
+        with Sandbox(latency_s=0.02) as box:
+            data = talkcloud_rooms(TK_ROOMS)
+            tk.register(box, data)
+            config = talkcloud_rooms_config(box.base_url, data, 40, max_concurrency=concurrency)
+            resumed = run_tap(tmp_path, config, state=saved)
+            assert resumed.returncode == 0, resumed.stderr[-3000:]
+            pages = talkcloud_pages(box)
+            assert len(pages) == len(set(pages))
+            if concurrency > 1:
+                assert box.peak_in_flight(tk.PATH) > 1
+            room, next_page = in_flight_room(saved)
+            assert next(page for serial, _, page in pages if serial == room) == str(next_page)
+        outputs[concurrency] = singer_output(resumed)
+        records[concurrency] = resumed.records("talkcloud_login_records")
+    assert outputs[4] == outputs[1]
+    keys = {r["entry_key"] for r in killed.records("talkcloud_login_records") + records[4]}
+    assert len(keys) == sum(len(rows) for rows in data.entries.values())
+
+
+def in_flight_room(state: dict) -> tuple[str, int]:
+    """The room with a window in flight and its next page."""
+    partitions = state["bookmarks"]["talkcloud_login_records"]["partitions"]
+    return next(
+        (p["context"]["serial"], p["progress"]["next_page"])
+        for p in partitions
+        if p.get("progress", {}).get("next_page", 1) > 1
+    )
