@@ -504,3 +504,26 @@ def in_flight_room(state: dict) -> tuple[str, int]:
         for p in partitions
         if p.get("progress", {}).get("next_page", 1) > 1
     )
+
+
+def test_nuoyun_user_partitions_read_ahead_give_the_sequential_output(tmp_path):
+    """Six ``wechat_user_space_ids`` partitions of a page each: their first pages go together,
+    and the messages are those of a sequential run (each page asked once)."""
+    outputs, asked = {}, {}
+    for concurrency in (1, 8):
+        with Sandbox(latency_s=0.02) as box:
+            data = ny.register(box, ny.NuoyunData(rows=600))
+            users = sorted({user for _, user in data.keys})[:6]
+            config = nuoyun_config(box.base_url, data, max_concurrency=concurrency)
+            config["nuoyun"]["wechat_user_space_ids"] = users
+            run = run_tap(tmp_path, config)
+            assert run.returncode == 0, run.stderr[-3000:]
+            outputs[concurrency] = singer_output(run)
+            pages = [(c.json()["wechat_user_space_id"], c.json()["page"]) for c in box.calls_to(ny.PATH)]
+            assert len(pages) == len(set(pages)) == len(users)
+            asked[concurrency] = sorted(pages)
+            if concurrency > 1:
+                assert 1 < box.peak_in_flight(ny.PATH) <= concurrency  # several users at once
+    assert outputs[8] == outputs[1]
+    assert asked[8] == asked[1]
+    assert any(kind == "RECORD" and entry == NUOYUN for kind, entry, *_ in outputs[8])
