@@ -331,8 +331,9 @@ def test_talkcloud_rooms_read_ahead_give_the_sequential_output_and_ask_each_page
 
 
 def test_shangzhibo_activities_read_ahead_give_the_sequential_output_and_ask_each_page_once(tmp_path):
-    """Six activities of 0-3 pages in five 7-day windows each: the next activities' first pages
-    go along with an activity's last window, and the messages are those of a sequential run."""
+    """Six activities of 0-3 pages in five 7-day windows each, and four users read newest first:
+    the next activities' (users') first pages go along with an activity's last window (a user's
+    last page), and the messages are those of a sequential run."""
     activities = {
         "10024001": 30,
         "10024002": 260,
@@ -344,7 +345,8 @@ def test_shangzhibo_activities_read_ahead_give_the_sequential_output_and_ask_eac
     outputs, asked = {}, {}
     for concurrency in (1, 4):
         with Sandbox(latency_s=0.02) as box:
-            data = szb.register(box, szb.ShangzhiboData(activities=activities, users={}))
+            users = {15460259: 40, 15460260: 1200, 15460261: 0, 15460262: 7}
+            data = szb.register(box, szb.ShangzhiboData(activities=activities, users=users))
             config = {
                 "start_date": "2026-09-01T00:00:00Z",
                 "end_date": "2026-10-01T00:00:00Z",
@@ -358,11 +360,13 @@ def test_shangzhibo_activities_read_ahead_give_the_sequential_output_and_ask_eac
                 (c.path, c.query.get("startedAt"), c.query.get("page"))
                 for c in box.calls_to("/stats/user-visits")
             ]
+            pages += [(c.path, None, c.query.get("page")) for c in box.calls_to("/stats/visits")]
             assert len(pages) == len(set(pages))  # each page asked once
-            asked[concurrency] = sorted(pages)
-            assert box.peak_paths_in_flight("/stats/user-visits") <= concurrency
-            if concurrency > 1:
-                assert box.peak_paths_in_flight("/stats/user-visits") > 1  # several activities at once
+            asked[concurrency] = sorted(pages, key=str)
+            for fragment in ("/stats/user-visits", "/stats/visits"):
+                assert box.peak_paths_in_flight(fragment) <= concurrency
+                if concurrency > 1:
+                    assert box.peak_paths_in_flight(fragment) > 1  # several activities (users) at once
     assert outputs[4] == outputs[1]
     assert asked[4] == asked[1]
 
