@@ -7,9 +7,9 @@ still produced by the one reading thread, page after page, so the output is exac
 a sequential run:
 
 * a page fetched ahead is used only when the sequential loop asks for that very token;
-* when an answer's total differs from the one before it (rows moved), answers sent earlier
-  may predate it: they are dropped (``forget``), and the next pages are asked one at a time,
-  after what the stream has read, until the total holds still again;
+* when an answer's total differs from the one before it (rows moved), answers of that
+  partition sent earlier may predate it: they are dropped (``forget``), and the next pages are
+  asked one at a time, after what the stream has read, until the total holds still again;
 * an error of a page fetched ahead (retries spent, a refused call, a spent budget) is raised
   when the loop reaches that page, after the records and STATE of every page before it.
 
@@ -200,7 +200,7 @@ class PagesAhead:
 
 
 class LoopLeft(Exception):
-    """A worker's next attempt after the reading loop was left: not sent."""
+    """A worker's next attempt for a page nobody will read (dropped, or the loop left): not sent."""
 
 
 _worker = threading.local()
@@ -218,13 +218,14 @@ def request_context(reading: Mapping[str, t.Any] | None) -> Mapping[str, t.Any] 
 
 
 def check_still_wanted() -> None:
-    """Before every attempt: a worker whose loop was left sends nothing more (retries included).
+    """Before every attempt: a worker whose page was dropped (or whose loop was left) sends
+    nothing more (retries included).
 
     In the reading thread (no worker mark) this never raises.
     """
     closed: threading.Event | None = getattr(_worker, "closed", None)
     if closed is not None and closed.is_set():
-        raise LoopLeft("the page loop was left; this page fetched ahead is not sent")
+        raise LoopLeft("nobody will read this page fetched ahead any more; it is not sent")
 
 
 def defer_wait(seconds: float) -> float:
@@ -245,7 +246,7 @@ def deferred_wait() -> float | None:
 
 
 def wait_deferred() -> float | None:
-    """In a worker: wait the deferred retry wait, ending early when the loop is left; its length.
+    """In a worker: wait the deferred retry wait, ending early when its page is dropped; its length.
 
     ``None`` in the reading thread (backoff sleeps there, as usual).
     """
