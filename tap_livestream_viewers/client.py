@@ -262,7 +262,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
 
     @property
     def pages_in_flight(self) -> int:
-        """Requests one partition may have in flight: ``max_concurrency``, capped by the provider.
+        """Requests a stream may have in flight: ``max_concurrency``, capped by the provider.
 
         ``--test`` makes one call per stream, so it never fetches ahead.
         """

@@ -108,9 +108,10 @@ SETTINGS = th.PropertiesList(
         "max_concurrency",
         th.IntegerType(minimum=1),
         description=(
-            "Requests one partition may have in flight. Once a window's first page gives the "
-            "provider's total, the next pages (and the next windows' first pages) are fetched this "
-            "many at a time; records and state come out in the same order as with 1. Rate limits "
+            "Requests a stream may have in flight. Once a window's first page gives the "
+            "provider's total, the next pages (and the first pages of the next windows and of the "
+            "next configured partitions) are fetched this many at a time; records and state "
+            "come out in the same order as with 1. Rate limits "
             "hold across them. Default: 8 for Nuoyun (documented limit 1,000 calls per 10 s), 4 for "
             "Shangzhibo and Talk-cloud (no documented limit). Mudu always reads one page at a time "
             "(10 calls a day)."
