@@ -306,7 +306,7 @@ class _RowsPaginator(ProgressPaginator):
 
 
 class _TalkcloudStream(LivestreamStream):
-    """What both streams share: the request, the codes, the year clamp, the run's end."""
+    """What both streams share: the request, the codes, the year clamp."""
 
     provider_key = "talkcloud"
     provider_name = "Talk-cloud"
