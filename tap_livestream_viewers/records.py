@@ -73,6 +73,7 @@ class RecordPath(DirectRecordLines):
         def keep_in_window(self, record: dict) -> bool: ...
         def describe_partition(self, context: Context | None) -> str: ...
         def finalize_partition_state(self, context: Context | None) -> None: ...
+        def reading_partitions(self, contexts: t.Sequence[Context | None]) -> t.ContextManager[None]: ...
         def one_line(self, text: str) -> str: ...
 
     @override
@@ -82,7 +83,8 @@ class RecordPath(DirectRecordLines):
         """The SDK's record loop with each row's steps in one place (``read_records``).
 
         Per partition and per stream it does what the SDK's loop does (starting value,
-        counters, final state); per row it skips the SDK's six layers, a third of a large
+        counters, final state), with one set of pages in flight over all the partitions
+        (``reading_partitions``); per row it skips the SDK's six layers, a third of a large
         sync's time. The SDK's own loop stays for what only it does: a dry-run record limit,
         a sync that writes nothing, and child streams synced per record (room lists).
         """
@@ -91,8 +93,9 @@ class RecordPath(DirectRecordLines):
             return
         record_counter = self.get_record_counter()
         timer = self.get_sync_timer()
-        with record_counter, timer:
-            for partition in [context] if context is not None else self.partitions or [{}]:
+        partitions = [context] if context is not None else self.partitions or [{}]
+        with record_counter, timer, self.reading_partitions([each or None for each in partitions]):
+            for partition in partitions:
                 record_counter.with_context(partition)
                 timer.with_context(partition)
                 current = partition or None
