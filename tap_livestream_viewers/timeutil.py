@@ -63,14 +63,11 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
     ``2025-09-16 15:06:06`` in China time becomes ``2025-09-16T15:06:06+08:00``. Called per
     record: the ISO fast path of ``parse_datetime`` reads the providers' forms.
     """
-    if type(value) is str and len(value) == 19 and _LOCAL_SECONDS.fullmatch(value):
-        # The usual form, in one check; its date and hour are read by ``_hour_offset``.
-        try:
-            offset = _hour_offset(value[:13], default_tz)
-        except ValueError:
-            offset = None  # not a real date or hour (or 0000-00-00): the general path below
-        if offset is not None:
-            return value[:10] + "T" + value[11:] + offset
+    if type(value) is str and len(value) == 19 and (tail := value[13:]) in _MINUTE_SECONDS:
+        # The usual form ``YYYY-MM-DD HH:MM:SS``: its date and hour are read once per hour.
+        hour = _local_hour(value[:13], default_tz)
+        if hour is not None:
+            return hour[0] + tail + hour[1]
     text = str(value) if value else ""
     if not text or text.startswith("0000-00-00"):
         return None
@@ -88,8 +85,26 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
 
 #: ``HH:MM`` or ``HH:MM:SS`` after ``YYYY-MM-DD `` (the hour itself is checked by ``_hour_offset``).
 _CLOCK = re.compile(r"\d\d:[0-5]\d(:[0-5]\d)?")
-#: ``YYYY-MM-DD HH:MM:SS`` (date and hour checked by ``_hour_offset``).
-_LOCAL_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-5][0-9]:[0-5][0-9]")
+#: Every ``:MM:SS`` of a real minute and second: the tail of the usual form, in one lookup.
+_MINUTE_SECONDS = frozenset(f":{minute:02d}:{second:02d}" for minute in range(60) for second in range(60))
+#: ``YYYY-MM-DD HH`` in digits (the date and hour themselves are checked by ``_hour_offset``).
+_DATE_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}")
+
+
+@lru_cache(maxsize=8192)
+def _local_hour(date_hour: str, tz: tzinfo) -> tuple[str, str] | None:
+    """``("2025-09-16T15", "+08:00")`` for a provider-local hour; ``None``: the general path reads it.
+
+    ``None`` for text that is not a real date and hour (``0000-00-00 00``) and for an hour in
+    which the zone's offset changes.
+    """
+    if not _DATE_HOUR.fullmatch(date_hour):
+        return None
+    try:
+        offset = _hour_offset(date_hour, tz)
+    except ValueError:
+        return None
+    return None if offset is None else (f"{date_hour[:10]}T{date_hour[11:]}", offset)
 
 
 @lru_cache(maxsize=8192)
