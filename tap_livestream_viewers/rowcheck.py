@@ -224,7 +224,8 @@ def _struct_of(properties: t.Mapping[str, t.Any], name: str) -> type[msgspec.Str
         field_name = f"f{index}"  # property names need not be identifiers
         rename[field_name] = prop
         fields.append((field_name, value_type if value_type is t.Any else value_type | None, None))
-    return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=False)
+    # gc=False: a struct here is built, checked and dropped; it holds no cycle to collect.
+    return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=False, gc=False)
 
 
 def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:
