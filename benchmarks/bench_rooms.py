@@ -28,27 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox import Sandbox  # noqa: E402
 from sandbox import talkcloud as tk  # noqa: E402
+from sandbox.output import comparable  # noqa: E402
 
 
 def output_of(stdout: bytes) -> list[tuple]:
-    """RECORD and STATE messages in order, less the clock readings."""
-    out: list[tuple] = []
-    for line in stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            out.append(("RECORD", message["stream"], message["record"]))
-        elif message["type"] == "STATE":
-            out.append(("STATE", without_signposts(message["value"])))
-    return out
-
-
-def without_signposts(value: object) -> object:
-    """The state less ``replication_key_signpost`` (the SDK writes the run's start time there)."""
-    if isinstance(value, dict):
-        return {k: without_signposts(v) for k, v in value.items() if k != "replication_key_signpost"}
-    if isinstance(value, list):
-        return [without_signposts(item) for item in value]
-    return value
+    """RECORD and STATE messages in order, less the clock readings (``sandbox.output``)."""
+    return comparable(json.loads(line) for line in stdout.splitlines())
 
 
 def main() -> int:

@@ -69,15 +69,7 @@ class RecordLines:
 
     def write(self, record: dict) -> None:
         """Append the record's line to the writer's block (written out as ``write_message`` does)."""
-        now = time.time()
-        if now >= self._until:
-            self._stamp(now)
-        pending = self._writer._pending
-        pending += self._head
-        encoder.encode_into(record, pending, -1)
-        pending += self._tail
-        if len(pending) >= _BLOCK:
-            self._writer.flush()
+        self.write_encoded(encoder.encode(record))
 
     def write_encoded(self, record: bytes) -> None:
         """``write`` for a record already encoded (with this module's ``encoder``)."""

@@ -19,6 +19,7 @@ from sandbox import mudu as md
 from sandbox import nuoyun as ny
 from sandbox import shangzhibo as szb
 from sandbox import talkcloud as tk
+from sandbox.output import comparable
 from sandbox.server import Response
 
 NUOYUN = "nuoyun_user_durations"
@@ -37,23 +38,8 @@ def nuoyun_config(base_url: str, data: ny.NuoyunData, **overrides: object) -> di
 
 
 def singer_output(run) -> list[tuple]:
-    """Every RECORD and STATE in order, less the clock readings (extraction time, the SDK's signpost)."""
-    out = []
-    for message in run.messages:
-        if message["type"] == "RECORD":
-            out.append(("RECORD", message["stream"], message["record"]))
-        elif message["type"] == "STATE":
-            out.append(("STATE", without_signposts(message["value"])))
-    return out
-
-
-def without_signposts(value: object) -> object:
-    """The state less ``replication_key_signpost`` (the SDK writes the run's start time there)."""
-    if isinstance(value, dict):
-        return {k: without_signposts(v) for k, v in value.items() if k != "replication_key_signpost"}
-    if isinstance(value, list):
-        return [without_signposts(item) for item in value]
-    return value
+    """Every RECORD and STATE in order, less the clock readings (``sandbox.output``)."""
+    return comparable(run.messages)
 
 
 def keys_of(records: list[dict]) -> set[tuple[int, int]]:
