@@ -37,6 +37,16 @@ def nuoyun_config(base_url: str, data: ny.NuoyunData, **overrides: object) -> di
     return config
 
 
+def shangzhibo_september(box: Sandbox, data: szb.ShangzhiboData, concurrency: int) -> dict:
+    """Shangzhibo's settings for September 2026 (five 7-day windows) at ``concurrency``."""
+    return {
+        "start_date": "2026-09-01T00:00:00Z",
+        "end_date": "2026-10-01T00:00:00Z",
+        "max_concurrency": concurrency,
+        "shangzhibo": szb.tap_config(data, box.base_url),
+    }
+
+
 def singer_output(run) -> list[tuple]:
     """Every RECORD and STATE in order, less the clock readings (``sandbox.output``)."""
     return comparable(run.messages)
@@ -146,13 +156,7 @@ def test_shangzhibo_windows_read_concurrently_give_the_sequential_output(tmp_pat
     for concurrency in (1, 3):
         with Sandbox(latency_s=0.01) as box:
             data = szb.register(box, szb.ShangzhiboData(activities={"10024069": 1234}, users={}))
-            config = {
-                "start_date": "2026-09-01T00:00:00Z",
-                "end_date": "2026-10-01T00:00:00Z",
-                "max_concurrency": concurrency,
-                "shangzhibo": szb.tap_config(data, box.base_url),
-            }
-            run = run_tap(tmp_path, config)
+            run = run_tap(tmp_path, shangzhibo_september(box, data, concurrency))
             assert run.returncode == 0, run.stderr[-3000:]
             outputs[concurrency] = singer_output(run)
             assert box.peak_in_flight("/stats/user-visits") <= concurrency
@@ -333,13 +337,7 @@ def test_shangzhibo_activities_read_ahead_give_the_sequential_output_and_ask_eac
         with Sandbox(latency_s=0.02) as box:
             users = {15460259: 40, 15460260: 1200, 15460261: 0, 15460262: 7}
             data = szb.register(box, szb.ShangzhiboData(activities=activities, users=users))
-            config = {
-                "start_date": "2026-09-01T00:00:00Z",
-                "end_date": "2026-10-01T00:00:00Z",
-                "max_concurrency": concurrency,
-                "shangzhibo": szb.tap_config(data, box.base_url),
-            }
-            run = run_tap(tmp_path, config)
+            run = run_tap(tmp_path, shangzhibo_september(box, data, concurrency))
             assert run.returncode == 0, run.stderr[-3000:]
             outputs[concurrency] = singer_output(run)
             pages = [
