@@ -368,6 +368,17 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         self._left_to_neighbours += 1
         return False
 
+    def all_in_window(self, records: list[dict]) -> bool:
+        """Whether ``keep_in_window`` would keep every record (none is counted as left)."""
+        window = self._window
+        if window is None:
+            return True
+        for record in records:
+            moment = self.record_time(record)
+            if moment is not None and not window.start <= moment < window.end:
+                return False
+        return True
+
     def clamp_start(self, context: Context | None, start: datetime) -> datetime:
         """Hook: a provider that only keeps recent data may move the start forward."""
         return start
@@ -681,6 +692,7 @@ class LivestreamStream(RecordPath, RESTStream[int]):
                 if not rows and not paginator.continue_if_empty(response):
                     break
                 yield from rows
+                self.write_page_rows()  # the page's records, before its STATE
                 paginator.advance(response)
                 self.plan_ahead(ahead, paginator, response)
 

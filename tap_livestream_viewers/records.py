@@ -18,7 +18,9 @@ encoded once, written, and hashed as its fingerprint for the key check.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import typing as t
 from datetime import datetime, timezone
 from functools import cached_property
@@ -51,6 +53,20 @@ if t.TYPE_CHECKING:
 _FINGERPRINT = record_encoder
 
 
+class PageRows:
+    """A partition's rows waiting to be written (the current page's), and what is written of them."""
+
+    def __init__(self, context: Context | None, state_context: Context | None, stream: RecordPath) -> None:
+        self.context = context
+        #: The state partition's keys, added to a record without them.
+        self.added = list((state_context or {}).items())
+        self.rows: list[dict] = []
+        self.written = 0
+        #: Where records go: straight into the output, or ``None`` (the SDK's path, or unselected).
+        self.lines = stream._record_lines if stream.selected else None
+        self.feeds_records = stream.derived_feed.feeds_records
+
+
 class RecordPath(DirectRecordLines):
     """The row steps and the record loop of every provider stream (``client.LivestreamStream``)."""
 
@@ -71,10 +87,14 @@ class RecordPath(DirectRecordLines):
         def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]: ...
         def key_registry(self, use: str = "") -> KeyRegistry: ...
         def keep_in_window(self, record: dict) -> bool: ...
+        def all_in_window(self, records: list[dict]) -> bool: ...
         def describe_partition(self, context: Context | None) -> str: ...
         def finalize_partition_state(self, context: Context | None) -> None: ...
         def reading_partitions(self, contexts: t.Sequence[Context | None]) -> t.ContextManager[None]: ...
         def one_line(self, text: str) -> str: ...
+
+    #: The partition's rows waiting to be written, while ``read_records`` reads it.
+    _page_rows: PageRows | None = None
 
     @override
     def _sync_records(
@@ -101,14 +121,13 @@ class RecordPath(DirectRecordLines):
                 current = partition or None
                 state_context = self._get_state_partition_context(current)
                 self._write_starting_replication_value(current)
-                written = 0
+                taken = self._page_rows = PageRows(current, state_context, self)
                 try:
-                    for record in self.read_records(current, state_context):
-                        written += 1
-                        yield record
+                    self.read_records(taken)
                 finally:
-                    record_counter.increment(written)
-                    if written:  # as the SDK's loop marks it per record: the final STATE follows them
+                    self._page_rows = None
+                    record_counter.increment(taken.written)
+                    if taken.written:  # as the SDK's loop marks it per record: the final STATE follows them
                         self.state_manager.is_flushed = False
                 if current == state_context:
                     self.finalize_partition_state(current)
@@ -123,40 +142,136 @@ class RecordPath(DirectRecordLines):
             and all(isinstance(child, DerivedStream) for child in self.child_streams)
         )
 
-    def read_records(self, context: Context | None, state_context: Context | None) -> t.Iterator[dict]:
-        """Every record of the partition, checked, fed to derived streams and written, in order.
+    def read_records(self, taken: PageRows) -> None:
+        """Every row of the partition, checked, fed to derived streams and written, in order.
 
-        The steps of ``post_process`` and of the SDK's per-record path, once per row. The
-        record's line is encoded once: it is written, and its hash is the fingerprint the
-        key registry compares (the SDK's path encodes a record apart for that).
+        Rows are collected as they come and written a page at a time (``write_page_rows``):
+        the page loop calls it once a page's rows are all out, and every STATE is preceded
+        by it, so no STATE comes before its records.
         """
-        lines = self._record_lines if self.selected else None
-        direct = lines is not None
-        written_by_sdk = self.selected and not direct
-        feeds_records = self.derived_feed.feeds_records
-        added = [(key, value) for key, value in (state_context or {}).items()]
-        counts = self.progress.counts
-        for row in self.get_records(context):
-            record = self.fit_row(row, context)
-            if record is None:
-                continue
-            self.fill_identity(record, row, context)
-            for key, value in added:
+        rows = taken.rows
+        for row in self.get_records(taken.context):
+            rows.append(row)
+        self.write_page_rows()
+
+    def write_page_rows(self) -> None:
+        """Check and write the rows collected since the last call (the page loop's hook).
+
+        The page's rows go through ``write_page`` together, or one by one (``write_row``)
+        when any of them needs a row's own handling.
+        """
+        taken = self._page_rows
+        if taken is None or not taken.rows:
+            return
+        rows = taken.rows[:]
+        taken.rows.clear()
+        written = self.write_page(rows, taken)
+        if written is None:
+            written = 0
+            for row in rows:
+                written += self.write_row(row, taken)
+        taken.written += written
+
+    def write_page(self, rows: list[dict], taken: PageRows) -> int | None:
+        """The page's rows checked and written as one batch: how many; ``None``: row by row.
+
+        ``write_row``'s steps, each over the whole page. It applies when nothing is unusual
+        in any row: every value fits the schema, every key is present and new to the window,
+        no field is unknown, no secret is in the answer. Nothing is written or held before
+        that is known, so ``write_row`` then starts from the rows as sent.
+        """
+        lines = taken.lines
+        if lines is None or getattr(self._tap, "_answer_holds_secret", False):
+            return None
+        records = self.fit_page(rows, taken.context)
+        if records is None or not self._identity_complete(records):
+            return None
+        for key, value in taken.added:
+            for record in records:
                 if key not in record:
                     record[key] = value
-            line = _FINGERPRINT.encode(self.record_for_output(record) if direct else record)
-            if self.settle_collision(record, row, context, self.key_registry(), hash(line)) and direct:
-                line = _FINGERPRINT.encode(self.record_for_output(record))
-            if self._row_problems:
-                self.note_row_problems(record, context)
-            if feeds_records:
-                self.derived_feed.record(record, context)
-            if direct:
-                lines.write_encoded(line)  # type: ignore[union-attr]
-                counts.rows += 1
-            elif written_by_sdk:
-                self._write_record_message(record)
-            yield record
+        if not all(map(self._schema_property_set.issuperset, records)):
+            return None  # an unknown field: named by the row path
+        encoded = list(map(_FINGERPRINT.encode, records))
+        if self._key_fields:
+            keys = list(map(self._key_of, records))
+            if len(self._key_fields) == 1:
+                keys = list(zip(keys))
+            if not self.key_registry().add_new(keys, list(map(hash, encoded))):
+                return None
+        if taken.feeds_records:
+            for record in records:
+                self.derived_feed.record(record, taken.context)
+        lines.write_all(encoded)
+        self.progress.counts.rows += len(records)
+        return len(records)
+
+    def fit_page(self, rows: list[dict], context: Context | None) -> list[dict] | None:
+        """``fit_row`` for a page: its records, or ``None`` if any row is not plainly fine.
+
+        Not plainly fine: the provider's shaping failed or noted a value, a value does not
+        fit the schema, or a row belongs to another window.
+        """
+        if self._row_problems:
+            self._row_problems = []
+        try:
+            shaped = self.shape_page(list(map(dict, rows)), context)
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError):
+            return None
+        if self._row_problems:
+            self._row_problems = []
+            return None
+        records = [record for record in shaped if record is not None]
+        if not self._coercer.fits_all(records) or not self.all_in_window(records):
+            return None
+        return records
+
+    def _identity_complete(self, records: list[dict]) -> bool:
+        """Whether every record has its key fields and identity groups (``fill_identity`` would fill none)."""
+        if self._key_fields:
+            try:
+                keys = list(map(self._key_of, records))
+            except KeyError:
+                return False
+            values = list(itertools.chain.from_iterable(keys)) if len(self._key_fields) > 1 else keys
+            if None in values or not all(value.strip() for value in values if type(value) is str):
+                return False
+        return all(has_any(record, group) for group in self.identity_fields for record in records)
+
+    def write_row(self, row: dict, taken: PageRows) -> bool:
+        """One row's steps (see the module's docstring): whether it was written (kept)."""
+        context = taken.context
+        record = self.fit_row(row, context)
+        if record is None:
+            return False
+        lines = taken.lines
+        self.fill_identity(record, row, context)
+        for key, value in taken.added:
+            if key not in record:
+                record[key] = value
+        line = _FINGERPRINT.encode(self.record_for_output(record) if lines else record)
+        if self.settle_collision(record, row, context, self.key_registry(), hash(line)) and lines:
+            line = _FINGERPRINT.encode(self.record_for_output(record))
+        if self._row_problems:
+            self.note_row_problems(record, context)
+        if taken.feeds_records:
+            self.derived_feed.record(record, context)
+        if lines is not None:
+            lines.write_encoded(line)
+            self.progress.counts.rows += 1
+        elif self.selected:
+            self._write_record_message(record)
+        return True
+
+    def shape_page(self, records: list[dict], context: Context | None) -> list[dict | None]:
+        """Hook: ``shape_record`` over a page's rows (copies: shape them in place)."""
+        return [self.shape_record(record, context) for record in records]
+
+    @override
+    def _write_state_message(self) -> None:
+        """Rows collected are written before any STATE: a target commits what precedes it."""
+        self.write_page_rows()
+        super()._write_state_message()
 
     @override
     def _write_record_message(self, record: dict) -> None:
@@ -381,6 +496,11 @@ class RecordPath(DirectRecordLines):
     @cached_property
     def _key_fields(self) -> tuple[str, ...]:
         return tuple(self.primary_keys or ())
+
+    @cached_property
+    def _key_of(self) -> t.Callable[[dict], t.Any]:
+        """A record's key values: a tuple, or the value itself for a one-field key."""
+        return operator.itemgetter(*self._key_fields)
 
     def _problem_log(self, context: Context | None) -> ProblemLog:
         return self._problems.setdefault(self.describe_partition(context), ProblemLog())

@@ -188,6 +188,15 @@ class SchemaCoercer:
         properties = schema.get("properties") or {}
         self._props = _compile(properties)
         self._fits = _struct_of(properties, "Record")
+        self._fits_all = list[self._fits]  # type: ignore[name-defined]
+
+    def fits_all(self, records: list[dict]) -> bool:
+        """Whether every record fits as it is (``coerce`` would change nothing): one call per page."""
+        try:
+            msgspec.convert(records, self._fits_all, strict=True)
+        except msgspec.ValidationError:
+            return False
+        return True
 
     def coerce(self, record: dict, bad: t.Callable[[str, t.Any], None]) -> None:
         """Fix ``record`` in place; ``bad(field, raw)`` for every value set to null."""
@@ -292,6 +301,30 @@ class KeyRegistry:
 
     def __len__(self) -> int:
         return len(self._seen) + (len(self._spill) if self._spill else 0)
+
+    def add_new(self, keys: list[tuple], rows: list[int]) -> bool:
+        """Hold a page's keys if each is new to the window and to the page; else hold none.
+
+        One check for a whole page (``rows``: the fingerprints, as for ``collides``). ``False``
+        leaves the registry as it was: the page's rows are then checked one by one, which
+        tells a row seen again from a collision.
+        """
+        if self._spill is not None:
+            return False
+        try:
+            exact = list(map(_KEY_ENCODER.encode, keys))
+        except (TypeError, ValueError, OverflowError):
+            return False
+        fresh = dict(zip(exact, rows, strict=True))
+        seen = self._seen
+        if (
+            len(fresh) != len(exact)
+            or len(seen) + len(fresh) > self._memory_keys
+            or not seen.keys().isdisjoint(fresh)
+        ):
+            return False
+        seen.update(fresh)
+        return True
 
     def collides(self, key: tuple, row: int) -> bool:
         """Whether another row (other content) already came under ``key`` in this window.

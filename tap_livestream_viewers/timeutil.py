@@ -9,6 +9,7 @@ these helpers are the only place where that translation happens.
 from __future__ import annotations
 
 import re
+import typing as t
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -81,6 +82,35 @@ def local_to_rfc3339(value: object, default_tz: tzinfo) -> str | None:
             seconds = ":00" if len(text) == 16 else ""
             return f"{text[:10]}T{text[11:]}{seconds}{offset}"
     return to_rfc3339(parse_datetime(text, default_tz))
+
+
+def local_column(values: t.Iterable[object], default_tz: tzinfo) -> list[str | None]:
+    """``local_to_rfc3339`` of every value of a page's column, value for value; raises as it does.
+
+    The usual form's date-hours are looked up in one dict per zone (``_local_hour`` on a miss).
+    """
+    hours = _HOURS.setdefault(default_tz, {})
+    if len(hours) > _HOURS_KEPT:
+        hours.clear()
+    out: list[str | None] = []
+    append = out.append
+    for value in values:
+        if type(value) is str and len(value) == 19 and (tail := value[13:]) in _MINUTE_SECONDS:
+            date_hour = value[:13]
+            hour = hours.get(date_hour, _UNREAD)
+            if hour is _UNREAD:
+                hour = hours[date_hour] = _local_hour(date_hour, default_tz)
+            if hour is not None:
+                append(hour[0] + tail + hour[1])
+                continue
+        append(local_to_rfc3339(value, default_tz))
+    return out
+
+
+#: Date-hours read by ``local_column``, per zone (at most ``_HOURS_KEPT`` each, then cleared).
+_HOURS: dict[tzinfo, dict[str, tuple[str, str] | None]] = {}
+_HOURS_KEPT = 65_536
+_UNREAD: tuple[str, str] = ("", "")  # compared by identity: a date-hour not read yet
 
 
 #: ``HH:MM`` or ``HH:MM:SS`` after ``YYYY-MM-DD `` (the hour itself is checked by ``_hour_offset``).

@@ -83,6 +83,19 @@ class RecordLines:
         if len(pending) >= _BLOCK:
             self._writer.flush()
 
+    def write_all(self, records: list[bytes]) -> None:
+        """``write_encoded`` for a page of records: one stamp, one append."""
+        now = time.time()
+        if now >= self._until:
+            self._stamp(now)
+        head, tail = self._head, self._tail
+        pending = self._writer._pending
+        pending += head
+        pending += (tail + head).join(records)
+        pending += tail
+        if len(pending) >= _BLOCK:
+            self._writer.flush()
+
     def _stamp(self, now: float) -> None:
         version = self._version()
         tail: dict[str, t.Any] = {} if version is None else {"version": version}

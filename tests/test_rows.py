@@ -3,7 +3,8 @@
 What a user relies on: every RECORD line is a Singer message with its stream, record and
 ``time_extracted`` whatever path wrote it; stream maps and field selection still apply to a
 provider stream's records; a window of any size tells the same row read twice from two
-different rows under one key (README "When a provider misbehaves"), in memory and past it.
+different rows under one key (README "When a provider misbehaves"), in memory and past it;
+a page written at once (the page path) gives exactly the records of the row-by-row path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 
 from conftest import discover, run_tap
 from sandbox import nuoyun as ny
+from sandbox.hostile import Rule, install, malformed_value, nth
 from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, raw_bytes
 
 STREAM = "nuoyun_user_durations"
@@ -124,3 +126,53 @@ def test_schema_coercer_nulls_what_does_not_fit_at_any_depth_and_keeps_what_does
     record = {**fitting, "id": "ten"}
     coercer.coerce(record, lambda name, value: problems.append((name, value)))
     assert record["id"] is None and problems == [("id", "ten")]
+    # a page at once: true only when every record would be left as it is
+    assert coercer.fits_all([fitting, json.loads(json.dumps(fitting))])
+    assert not coercer.fits_all([fitting, {**fitting, "id": "42"}])
+    assert not coercer.fits_all([{**fitting, "inner": {"seen": "2026-09-10 03:22:33"}}, fitting])
+
+
+def test_key_registry_takes_a_page_only_when_every_key_is_new():
+    registry = KeyRegistry(memory_keys=10)
+    page = [(1, 10), (1, 11), (2, 10)]
+    assert registry.add_new(page, [hash(str(key)) for key in page])
+    assert len(registry) == 3
+    # held as ``collides`` holds them: the same row again is a repeat, another row a collision
+    assert not registry.collides((1, 11), hash(str((1, 11))))
+    assert registry.collides((1, 11), hash("another row"))
+    # a key seen before, or twice in the page: the page is not taken, nothing of it is held
+    assert not registry.add_new([(3, 1), (1, 10)], [1, 2])
+    assert not registry.add_new([(4, 1), (4, 1)], [1, 1])
+    assert len(registry) == 3 and not registry.collides((3, 1), 5) and len(registry) == 4
+    # past the keys kept in memory: left to ``collides`` (which moves on to the file)
+    assert not registry.add_new([(9, n) for n in range(7)], list(range(7)))
+    assert len(registry) == 4
+
+
+def test_a_page_read_row_by_row_gives_the_records_of_the_page_path(sandbox, tmp_path):
+    """One unreadable value sends its page through the row path: each other row of that page is
+    the record a clean run writes for it (page path), and only that value is nulled."""
+    # one page in flight, so the sandbox's second call is page 2 of 3
+    config, data = nuoyun_config(sandbox, rows=1200, max_concurrency=1)
+    (tmp_path / "clean").mkdir()
+    clean = run_tap(tmp_path / "clean", config)
+    assert clean.returncode == 0, clean.stderr
+    install(sandbox, Rule("one malformed value on page 2", malformed_value, calls=nth(2)))
+    (tmp_path / "damaged").mkdir()
+    damaged = run_tap(tmp_path / "damaged", config)
+    assert damaged.returncode == 0, damaged.stderr
+    assert "1 row(s) with an unreadable first_visit_time (first: 'yesterday')" in damaged.stderr
+
+    def by_key(run) -> dict:
+        return {(r["room_id"], r["wechat_user_space_id"]): r for r in run.records(STREAM)}
+
+    expected, got = by_key(clean), by_key(damaged)
+    assert set(got) == set(expected) == data.keys
+    differing = [key for key in expected if got[key] != expected[key]]
+    assert len(differing) == 1
+    (key,) = differing
+    assert got[key] == {**expected[key], "first_visit_time": None}
+    # and in the same order, the damaged row where it was on page 2
+    order = [(r["room_id"], r["wechat_user_space_id"]) for r in damaged.records(STREAM)]
+    assert order == [(r["room_id"], r["wechat_user_space_id"]) for r in clean.records(STREAM)]
+    assert order.index(key) == 500

@@ -317,12 +317,18 @@ def test_numbers_are_epoch_seconds_or_milliseconds_only_when_plausible():
 
 
 def test_local_times_fast_path_equals_the_full_parse_on_every_minute_of_transition_days():
-    """The per-hour offset cache gives exactly what parsing each value gives, DST changes included."""
+    """The per-hour offset caches give exactly what parsing each value gives, DST changes included."""
     from datetime import date, datetime, timedelta
 
     import pytest
 
-    from tap_livestream_viewers.timeutil import local_to_rfc3339, parse_datetime, to_rfc3339, zone
+    from tap_livestream_viewers.timeutil import (
+        local_column,
+        local_to_rfc3339,
+        parse_datetime,
+        to_rfc3339,
+        zone,
+    )
 
     days = {
         "America/New_York": (date(2026, 3, 8), date(2026, 11, 1)),
@@ -334,10 +340,18 @@ def test_local_times_fast_path_equals_the_full_parse_on_every_minute_of_transiti
         tz = zone(name)
         for day in transition_days:
             moment = datetime(day.year, day.month, day.day)
+            column = []
             for _ in range(24 * 60):
                 for text in (moment.strftime("%Y-%m-%d %H:%M:%S"), moment.strftime("%Y-%m-%d %H:%M")):
                     assert local_to_rfc3339(text, tz) == to_rfc3339(parse_datetime(text, tz)), (name, text)
+                    column.append(text)
                 moment += timedelta(minutes=1)
+            # a page's column at once (the page path): value for value the same, twice (cached)
+            column += ["", None, "0000-00-00 00:00:00", " 2026-09-16 15:06:06", "2026-09-16T15:06:06Z"]
+            for _ in range(2):
+                assert local_column(column, tz) == [local_to_rfc3339(text, tz) for text in column], name
     for bad in ("2026-13-01 10:00:00", "2026-02-30 10:00", "2026-01-01 24:00:00", "2026-01-01 10:61"):
         with pytest.raises(ValueError):
             local_to_rfc3339(bad, zone("Asia/Shanghai"))
+        with pytest.raises(ValueError):
+            local_column(["2026-01-01 10:00:00", bad], zone("Asia/Shanghai"))

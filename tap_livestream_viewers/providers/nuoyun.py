@@ -58,7 +58,7 @@ from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.state import ProgressExtras, count, hint
-from tap_livestream_viewers.timeutil import local_to_rfc3339, to_rfc3339
+from tap_livestream_viewers.timeutil import local_column, local_to_rfc3339, to_rfc3339
 
 if t.TYPE_CHECKING:
     import requests
@@ -679,6 +679,32 @@ class NuoyunUserDurationsStream(LivestreamStream):
             row["third_wechat_info"] = {}
         row["update_window_end"] = self._window_end_text
         return row
+
+    @override
+    def shape_page(self, records: list[dict], context: Context | None) -> list[dict | None]:
+        """``shape_record`` over a page, a column at a time: the same records, in a third of the time.
+
+        A time ``local_to_rfc3339`` refuses raises here: the record path then reads the page
+        row by row (``shape_record`` nulls that value and says so).
+        """
+        for field in VISIT_FIELDS:
+            times = local_column([record.get(field) for record in records], self.tz)
+            for record, moment in zip(records, times, strict=True):
+                record[field] = moment
+        labels = DEVICE_LABELS
+        window_end = self._window_end_text
+        for record in records:
+            raw = record.get("device")
+            if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
+                raw = str(raw)
+                record["device"] = raw
+            record["device_label"] = (labels.get(raw) or device_label(raw)) if type(raw) is str else None
+            if record.get("channel_info") == []:
+                record["channel_info"] = {}
+            if record.get("third_wechat_info") == []:
+                record["third_wechat_info"] = {}
+            record["update_window_end"] = window_end
+        return records  # type: ignore[return-value]
 
 
 __all__ = ["Frontier", "NuoyunUserDurationsStream", "active_stream_types", "best_page", "device_label"]
