@@ -13,3 +13,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# Bytecode for the tap's own modules, as an installed wheel has: where PYTHONDONTWRITEBYTECODE is
+# set, each start of the tap (hundreds in the tests) would otherwise compile them from source.
+.venv/bin/python -m compileall -q tap_livestream_viewers sandbox >/dev/null
