@@ -20,6 +20,7 @@ empty or colliding primary key makes an upserting target keep one row of many. S
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 import typing as t
 from dataclasses import dataclass, field
@@ -309,21 +310,26 @@ class KeyRegistry:
         leaves the registry as it was: the page's rows are then checked one by one, which
         tells a row seen again from a collision.
         """
-        if self._spill is not None:
-            return False
         try:
             exact = list(map(_KEY_ENCODER.encode, keys))
         except (TypeError, ValueError, OverflowError):
             return False
         fresh = dict(zip(exact, rows, strict=True))
         seen = self._seen
-        if (
-            len(fresh) != len(exact)
-            or len(seen) + len(fresh) > self._memory_keys
-            or not seen.keys().isdisjoint(fresh)
-        ):
+        if len(fresh) != len(exact) or not seen.keys().isdisjoint(fresh):
             return False
-        seen.update(fresh)
+        room = self._memory_keys - len(seen)
+        if room >= len(fresh):
+            seen.update(fresh)
+            return True
+        spill = self._spill
+        if spill is not None and any(spill.recall(key) is not None for key in fresh):
+            return False
+        held = iter(fresh.items())
+        seen.update(itertools.islice(held, max(room, 0)))
+        spill = self._spill = spill or _Spill()
+        for key, row in held:
+            spill.add(key, row)
         return True
 
     def collides(self, key: tuple, row: int) -> bool:
@@ -369,23 +375,32 @@ class _Spill:
 
     def recall_or_add(self, exact: bytes, row: int) -> int | None:
         """The fingerprint stored under ``exact``, or ``None`` after storing ``row`` under it."""
+        seen = self.recall(exact)
+        if seen is None:
+            self.add(exact, row)
+        return seen
+
+    def recall(self, exact: bytes) -> int | None:
+        """The fingerprint stored under ``exact``, or ``None`` (nothing is stored)."""
         pending = self._pending.get(exact)
         if pending is not None:
             return pending
-        spread = hash(exact)
-        first, second = spread & (FILTER_BITS - 1), (spread >> 32) & (FILTER_BITS - 1)
+        first, second = _filter_bits(exact)
         bits = self._bits
         if bits[first >> 3] >> (first & 7) & 1 and bits[second >> 3] >> (second & 7) & 1:
             found = self._db.execute("SELECT row FROM seen WHERE key = ?", (exact,)).fetchone()
             if found is not None:
                 return int(found[0])
-        else:
-            bits[first >> 3] |= 1 << (first & 7)
-            bits[second >> 3] |= 1 << (second & 7)
+        return None
+
+    def add(self, exact: bytes, row: int) -> None:
+        """Store ``row`` under ``exact``, a key not stored yet (``recall`` said so)."""
+        first, second = _filter_bits(exact)
+        self._bits[first >> 3] |= 1 << (first & 7)
+        self._bits[second >> 3] |= 1 << (second & 7)
         self._pending[exact] = row
         if len(self._pending) >= SPILL_BATCH:
             self._flush()
-        return None
 
     def _flush(self) -> None:
         self._db.execute("BEGIN")
@@ -396,6 +411,12 @@ class _Spill:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _filter_bits(exact: bytes) -> tuple[int, int]:
+    """The key's two bits in the spill's filter."""
+    spread = hash(exact)
+    return spread & (FILTER_BITS - 1), (spread >> 32) & (FILTER_BITS - 1)
 
 
 def _key_bytes(key: tuple) -> bytes:

@@ -144,9 +144,13 @@ def test_key_registry_takes_a_page_only_when_every_key_is_new():
     assert not registry.add_new([(3, 1), (1, 10)], [1, 2])
     assert not registry.add_new([(4, 1), (4, 1)], [1, 1])
     assert len(registry) == 3 and not registry.collides((3, 1), 5) and len(registry) == 4
-    # past the keys kept in memory: left to ``collides`` (which moves on to the file)
-    assert not registry.add_new([(9, n) for n in range(7)], list(range(7)))
-    assert len(registry) == 4
+    # past the keys kept in memory: the rest go to the file, and are found there
+    assert registry.add_new([(9, n) for n in range(7)], list(range(7)))
+    assert len(registry) == 11
+    assert not registry.add_new([(8, 1), (9, 6)], [1, 2]) and len(registry) == 11
+    assert not registry.collides((9, 6), 6) and registry.collides((9, 6), 7)
+    assert registry.add_new([(8, 1), (8, 2)], [1, 2]) and len(registry) == 13
+    assert not registry.collides((8, 2), 2) and registry.collides((8, 1), 2)
 
 
 def test_a_page_read_row_by_row_gives_the_records_of_the_page_path(sandbox, tmp_path):
