@@ -10,10 +10,13 @@ Every provider stream's rows pass the same steps, in this order, once per row:
    of another row of the window, is kept under a content key, counted per field;
 5. output (``record_for_output``): the schema's properties only, configured secrets masked.
 
-``read_records`` runs these steps and writes the record in one loop body: the SDK's own loop
-passes each record through six layers (limit check, post-processing, partition context,
-child contexts, message, state), a third of a large sync's time. The record's line is
-encoded once, written, and hashed as its fingerprint for the key check.
+``read_records`` runs these steps a page at a time, outside the SDK's own loop (which passes
+each record through six layers: limit check, post-processing, partition context, child
+contexts, message, state). A page whose rows are all plainly fine goes through each step as
+one batch (``write_page``: one schema check, one key check, one write for the page); a page
+with any row that needs its own handling goes row by row (``write_row``), with the same
+result for every other row. Either way a record's line is encoded once, written, and hashed
+as its fingerprint for the key check, and a page's records are written before its STATE.
 """
 
 from __future__ import annotations
