@@ -56,8 +56,9 @@ class RecordLines:
     Byte for byte what the SDK writes for a ``RecordMessage`` (same encoder, same keys:
     type, stream, record, version, time_extracted), without building the message, its dict
     and a fresh ``datetime`` per record: ``time_extracted`` is the current millisecond (the
-    stamp is rebuilt when the clock moves past it). For a stream whose records reach the
-    target unmapped (no stream map, every field selected; the stream decides).
+    stamp is rebuilt when the clock moves past it; a page written at once shares one). For
+    a stream whose records reach the target unmapped (no stream map, every field selected;
+    the stream decides).
     """
 
     def __init__(self, writer: StateFlushingWriter, stream: str, version: t.Callable[[], int | None]) -> None:
