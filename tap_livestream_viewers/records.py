@@ -336,13 +336,21 @@ class RecordPath(DirectRecordLines):
 
     @cached_property
     def _secret_bytes(self) -> tuple[bytes, ...]:
-        """Each secret as UTF-8 and as JSON escapes it (``\\u`` for non-ASCII, ``\\/``)."""
+        """Each secret as UTF-8 and as JSON escapes it (``\\u`` for non-ASCII, ``\\/``).
+
+        A form that contains another (``Bearer abc`` holds ``abc``) is left out: the shorter
+        one is found wherever it is, so each page is scanned once per secret, not per form.
+        """
         forms: set[bytes] = set()
         for secret in self._secrets:
             forms.add(secret.encode("utf-8"))
             forms.add(json.dumps(secret)[1:-1].encode("ascii"))
             forms.add(json.dumps(secret)[1:-1].replace("/", "\\/").encode("ascii"))
-        return tuple(forms)
+        shortest: list[bytes] = []
+        for form in sorted(forms, key=len):
+            if not any(kept in form for kept in shortest):
+                shortest.append(form)
+        return tuple(shortest)
 
     def _masked_record(self, record: dict) -> dict:
         """The record with every configured secret in its text masked; said once per stream.
