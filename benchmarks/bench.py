@@ -178,6 +178,14 @@ def run_bare_loop(provider: Provider, page_size: int = ny.MAX_PAGE_SIZE) -> dict
     return {"seconds": elapsed, "records": records, "records_per_s": records / elapsed}
 
 
+Run = t.TypeVar("Run")
+
+
+def median_run(runs: list[Run], figure: t.Callable[[Run], float]) -> Run:
+    """The run whose ``figure`` is the median (the upper one of an even count)."""
+    return sorted(runs, key=figure)[len(runs) // 2]
+
+
 def measure(args: argparse.Namespace) -> dict[str, t.Any]:
     settings = supported_settings()
     concurrency_setting = "max_concurrency" if "max_concurrency" in settings else None
@@ -201,9 +209,7 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
         tap = pairs[0][0]
     if "throughput" in args.only:
         ratios = [one["records_per_s"] / bare["records_per_s"] for one, bare in pairs]
-        one, bare = sorted(pairs, key=lambda pair: pair[0]["records_per_s"] / pair[1]["records_per_s"])[
-            len(pairs) // 2
-        ]
+        one, bare = median_run(pairs, lambda pair: pair[0]["records_per_s"] / pair[1]["records_per_s"])
         minimum = math.ceil(args.rows / ny.MAX_PAGE_SIZE)
         result["throughput"] = {
             "tap_records_per_s": round(one["records_per_s"]),
@@ -249,7 +255,7 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
             runs.append(run)
     finally:
         slow.stop()
-    latency = sorted(runs, key=lambda run: run["speedup_over_bare_loop"])[len(runs) // 2]
+    latency = median_run(runs, lambda run: run["speedup_over_bare_loop"])
     latency["speedups_of_runs"] = [run["speedup_over_bare_loop"] for run in runs]
     result["latency"] = latency
     return result

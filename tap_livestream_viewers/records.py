@@ -187,7 +187,8 @@ class RecordPath(DirectRecordLines):
         if lines is None or getattr(self._tap, "_answer_holds_secret", False):
             return None
         records = self.fit_page(rows, taken.context)
-        if records is None or not self._identity_complete(records):
+        keys = self._page_keys(records) if records is not None else None
+        if records is None or keys is None:
             return None
         for key, value in taken.added:
             for record in records:
@@ -196,12 +197,8 @@ class RecordPath(DirectRecordLines):
         if not all(map(self._schema_property_set.issuperset, records)):
             return None  # an unknown field: named by the row path
         encoded = list(map(_FINGERPRINT.encode, records))
-        if self._key_fields:
-            keys = list(map(self._key_of, records))
-            if len(self._key_fields) == 1:
-                keys = list(zip(keys))
-            if not self.key_registry().add_new(keys, list(map(hash, encoded))):
-                return None
+        if self._key_fields and not self.key_registry().add_new(keys, list(map(hash, encoded))):
+            return None
         if taken.feeds_records:
             for record in records:
                 self.derived_feed.record(record, taken.context)
@@ -229,17 +226,24 @@ class RecordPath(DirectRecordLines):
             return None
         return records
 
-    def _identity_complete(self, records: list[dict]) -> bool:
-        """Whether every record has its key fields and identity groups (``fill_identity`` would fill none)."""
+    def _page_keys(self, records: list[dict]) -> list[tuple] | None:
+        """Each record's key, or ``None`` if ``fill_identity`` would fill one (a key field or an
+        identity group empty)."""
+        keys: list[tuple] = []
         if self._key_fields:
             try:
-                keys = list(map(self._key_of, records))
+                found = list(map(self._key_of, records))
             except KeyError:
-                return False
-            values = list(itertools.chain.from_iterable(keys)) if len(self._key_fields) > 1 else keys
+                return None
+            if len(self._key_fields) == 1:
+                values, keys = found, list(zip(found))
+            else:
+                values, keys = list(itertools.chain.from_iterable(found)), found
             if None in values or not all(value.strip() for value in values if type(value) is str):
-                return False
-        return all(has_any(record, group) for group in self.identity_fields for record in records)
+                return None
+        if not all(has_any(record, group) for group in self.identity_fields for record in records):
+            return None
+        return keys
 
     def write_row(self, row: dict, taken: PageRows) -> bool:
         """One row's steps (see the module's docstring): whether it was written (kept)."""

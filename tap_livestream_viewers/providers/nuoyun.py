@@ -660,11 +660,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
 
     def shape_record(self, row: dict, context: Context | None) -> dict | None:
         """Device label, RFC 3339 times, objects for empty nested values, the window end."""
-        raw = row.get("device")
-        if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
-            raw = str(raw)
-            row["device"] = raw
-        row["device_label"] = device_label(raw) if isinstance(raw, str) else None
+        self._shape_fields(row)
         tz = self.tz
         for field in VISIT_FIELDS:
             try:
@@ -672,17 +668,11 @@ class NuoyunUserDurationsStream(LivestreamStream):
             except (TypeError, ValueError):
                 self.bad_value(field, row.get(field), f"{field} null")
                 row[field] = None
-        # PHP gateways send an empty object as []: keep the documented object type.
-        if row.get("channel_info") == []:
-            row["channel_info"] = {}
-        if row.get("third_wechat_info") == []:
-            row["third_wechat_info"] = {}
-        row["update_window_end"] = self._window_end_text
         return row
 
     @override
     def shape_page(self, records: list[dict], context: Context | None) -> list[dict | None]:
-        """``shape_record`` over a page, a column at a time: the same records, in a third of the time.
+        """``shape_record`` over a page, its times a column at a time: the same records, faster.
 
         A time ``local_to_rfc3339`` refuses raises here: the record path then reads the page
         row by row (``shape_record`` nulls that value and says so).
@@ -691,20 +681,23 @@ class NuoyunUserDurationsStream(LivestreamStream):
             times = local_column([record.get(field) for record in records], self.tz)
             for record, moment in zip(records, times, strict=True):
                 record[field] = moment
-        labels = DEVICE_LABELS
-        window_end = self._window_end_text
         for record in records:
-            raw = record.get("device")
-            if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
-                raw = str(raw)
-                record["device"] = raw
-            record["device_label"] = (labels.get(raw) or device_label(raw)) if type(raw) is str else None
-            if record.get("channel_info") == []:
-                record["channel_info"] = {}
-            if record.get("third_wechat_info") == []:
-                record["third_wechat_info"] = {}
-            record["update_window_end"] = window_end
+            self._shape_fields(record)
         return records  # type: ignore[return-value]
+
+    def _shape_fields(self, row: dict) -> None:
+        """Everything ``shape_record`` does but the times: device label, objects, window end."""
+        raw = row.get("device")
+        if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
+            raw = str(raw)
+            row["device"] = raw
+        row["device_label"] = device_label(raw) if isinstance(raw, str) else None
+        # PHP gateways send an empty object as []: keep the documented object type.
+        if row.get("channel_info") == []:
+            row["channel_info"] = {}
+        if row.get("third_wechat_info") == []:
+            row["third_wechat_info"] = {}
+        row["update_window_end"] = self._window_end_text
 
 
 __all__ = ["Frontier", "NuoyunUserDurationsStream", "active_stream_types", "best_page", "device_label"]
