@@ -260,6 +260,12 @@ class NuoyunData:
         self.max_calls_in_period = max(self.max_calls_in_period, len(arrivals))
         return len(arrivals) <= self.rate_limit
 
+    def seconds_until_rate_window_clear(self) -> float:
+        """How long until no call of the last ``rate_period`` counts against the next one."""
+        with self.lock:
+            last = self._arrivals[-1] if self._arrivals else None
+        return 0.0 if last is None else max(0.0, last + self.rate_period - time.monotonic())
+
 
 def _fail(message: str, code: int = 400) -> Response:
     return Response(200, {"code": code, "msg": message, "data": None})
