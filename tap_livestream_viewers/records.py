@@ -194,8 +194,6 @@ class RecordPath(DirectRecordLines):
             for record in records:
                 if key not in record:
                     record[key] = value
-        if not all(map(self._schema_property_set.issuperset, records)):
-            return None  # an unknown field: named by the row path
         encoded = list(map(_FINGERPRINT.encode, records))
         if self._key_fields and not self.key_registry().add_new(keys, list(map(hash, encoded))):
             return None

@@ -189,10 +189,14 @@ class SchemaCoercer:
         properties = schema.get("properties") or {}
         self._props = _compile(properties)
         self._fits = _struct_of(properties, "Record")
-        self._fits_all = list[self._fits]  # type: ignore[name-defined]
+        self._fits_all = list[_struct_of(properties, "Page", closed=True)]  # type: ignore[misc]
 
     def fits_all(self, records: list[dict]) -> bool:
-        """Whether every record fits as it is (``coerce`` would change nothing): one call per page."""
+        """Whether every record fits as it is and has no field beyond the schema's: one call per page.
+
+        ``coerce`` would change nothing, and ``record_for_output`` would drop nothing (an
+        unknown field is for the row path, which names it).
+        """
         try:
             msgspec.convert(records, self._fits_all, strict=True)
         except msgspec.ValidationError:
@@ -220,8 +224,11 @@ _STRUCT_TYPES: dict[Kind, t.Any] = {
 }
 
 
-def _struct_of(properties: t.Mapping[str, t.Any], name: str) -> type[msgspec.Struct]:
-    """A struct whose ``convert`` accepts exactly the records ``_coerce`` would leave alone."""
+def _struct_of(properties: t.Mapping[str, t.Any], name: str, closed: bool = False) -> type[msgspec.Struct]:
+    """A struct whose ``convert`` accepts exactly the records ``_coerce`` would leave alone.
+
+    ``closed``: it also refuses a field that is not among ``properties`` (at its own level).
+    """
     fields: list[tuple[str, t.Any, None]] = []
     rename: dict[str, str] = {}
     for index, (prop, spec) in enumerate(properties.items()):
@@ -235,7 +242,7 @@ def _struct_of(properties: t.Mapping[str, t.Any], name: str) -> type[msgspec.Str
         rename[field_name] = prop
         fields.append((field_name, value_type if value_type is t.Any else value_type | None, None))
     # gc=False: a struct here is built, checked and dropped; it holds no cycle to collect.
-    return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=False, gc=False)
+    return msgspec.defstruct(name, fields, rename=rename, forbid_unknown_fields=closed, gc=False)
 
 
 def _coerce(record: dict, props: tuple[_Prop, ...], bad: t.Callable[[str, t.Any], None], prefix: str) -> None:

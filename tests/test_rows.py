@@ -130,6 +130,10 @@ def test_schema_coercer_nulls_what_does_not_fit_at_any_depth_and_keeps_what_does
     assert coercer.fits_all([fitting, json.loads(json.dumps(fitting))])
     assert not coercer.fits_all([fitting, {**fitting, "id": "42"}])
     assert not coercer.fits_all([{**fitting, "inner": {"seen": "2026-09-10 03:22:33"}}, fitting])
+    # a field beyond the schema's: not plainly fine (the row path names it); inside an
+    # object, a field the schema does not list is the object's own (kept, as coerce keeps it)
+    assert not coercer.fits_all([fitting, {**fitting, "extra": 1}])
+    assert coercer.fits_all([{**fitting, "inner": {"seen": "2026-09-10T03:22:33Z", "more": 1}}])
 
 
 def test_key_registry_takes_a_page_only_when_every_key_is_new():
