@@ -70,13 +70,13 @@ class Provider:
     def settings(self) -> dict[str, t.Any]:
         return ny.tap_config(self.data, self.base_url)
 
-    def wait_for_rate_window(self) -> None:
-        """Let Nuoyun's rate window (1000 calls in 10 s) clear: each run starts with a full one.
+    def wait_for_room(self) -> None:
+        """Wait until a run's calls fit in Nuoyun's rate window (1000 calls in 10 s).
 
-        Runs follow each other faster than the window turns over, so without this the bare
-        loop, which has no rate limiter, is refused for calls the tap made before it.
+        Runs follow each other faster than the window turns over: without this, the bare loop
+        (which has no rate limiter) is refused once the runs before it used the window up.
         """
-        time.sleep(self.data.seconds_until_rate_window_clear())
+        time.sleep(self.data.seconds_until_room_for(math.ceil(self.rows / ny.MAX_PAGE_SIZE) + 1))
 
     def calls(self) -> int:
         return len(self.box.calls_to(ny.PATH))
@@ -121,7 +121,7 @@ def high_water_kib(pid: int) -> int:
 
 def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[str, float]:
     """One tap run to /dev/null: wall seconds, records, calls and peak RSS (MB) of the process."""
-    provider.wait_for_rate_window()
+    provider.wait_for_room()
     provider.box.reset_calls()
     with tempfile.TemporaryDirectory() as tmp:
         config = {**WINDOW, "nuoyun": provider.settings(), **(extra or {})}
@@ -157,7 +157,7 @@ def run_tap(provider: Provider, extra: dict[str, t.Any] | None = None) -> dict[s
 
 def run_bare_loop(provider: Provider, page_size: int = ny.MAX_PAGE_SIZE) -> dict[str, float]:
     """What a hand-written script does: page by page, decode, write RECORD lines to /dev/null."""
-    provider.wait_for_rate_window()
+    provider.wait_for_room()
     settings = provider.settings()
     session = requests.Session()
     session.headers.update(settings.get("headers") or {})

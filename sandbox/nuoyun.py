@@ -260,11 +260,15 @@ class NuoyunData:
         self.max_calls_in_period = max(self.max_calls_in_period, len(arrivals))
         return len(arrivals) <= self.rate_limit
 
-    def seconds_until_rate_window_clear(self) -> float:
-        """How long until no call of the last ``rate_period`` counts against the next one."""
+    def seconds_until_room_for(self, calls: int) -> float:
+        """How long until ``calls`` more calls fit in the rate window (``rate_limit`` per ``rate_period``)."""
+        keep = self.rate_limit - calls  # arrivals that may still be in the window then
         with self.lock:
-            last = self._arrivals[-1] if self._arrivals else None
-        return 0.0 if last is None else max(0.0, last + self.rate_period - time.monotonic())
+            arrivals = list(self._arrivals)
+        if len(arrivals) <= max(keep, 0):
+            return 0.0
+        oldest_kept = arrivals[-keep] if keep > 0 else arrivals[-1]
+        return max(0.0, oldest_kept + self.rate_period - time.monotonic())
 
 
 def _fail(message: str, code: int = 400) -> Response:
