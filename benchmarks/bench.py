@@ -1,7 +1,7 @@
 """The benchmark: the tap against a bare loop over the same pages, memory, calls and latency.
 
     .venv/bin/python benchmarks/bench.py [--rows 100000] [--big-rows 1000000] [--quick]
-                                         [--only throughput,memory,latency] [--repeat 3]
+                                         [--only throughput,memory,latency] [--repeat 5]
 
 Starts the provider sandbox in this process (Nuoyun, the provider with the most rows per
 call) and prints, in one run on the same data:
@@ -316,7 +316,7 @@ def main() -> None:
     parser.add_argument("--latency-rows", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="alternated runs of throughput and latency (median reported)"
+        "--repeat", type=int, default=5, help="alternated runs of throughput and latency (median reported)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(

@@ -1205,6 +1205,11 @@ def int_or_none(value: t.Any) -> int | None:
         return None
 
 
+def is_list_of_objects(value: t.Any) -> bool:
+    """Whether ``value`` is a list of JSON objects (a page's rows): one C-level pass, no loop per row."""
+    return isinstance(value, list) and all(map(isinstance, value, itertools.repeat(dict)))
+
+
 def retry_after_seconds(response: requests.Response | None) -> float | None:
     """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date), if any."""
     if response is None:

@@ -49,6 +49,7 @@ from tap_livestream_viewers.client import (
     LivestreamStream,
     PartitionFailed,
     ProviderAPIError,
+    is_list_of_objects,
     retry_after_seconds,
 )
 from tap_livestream_viewers.derived import Derive
@@ -351,7 +352,7 @@ class MuduUserRecordsStream(LivestreamStream):
     def check_provider_status(self, response: requests.Response) -> None:
         """A 200 that is not an array of objects is not a page: fail rather than read it as empty."""
         body = self.decode(response)
-        if isinstance(body, list) and all(isinstance(row, dict) for row in body):
+        if is_list_of_objects(body):
             return
         raise ProviderAPIError(
             self.describe(

@@ -53,7 +53,13 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_livestream_viewers.client import LivestreamStream, PageFacts, ProviderAPIError, int_or_none
+from tap_livestream_viewers.client import (
+    LivestreamStream,
+    PageFacts,
+    ProviderAPIError,
+    int_or_none,
+    is_list_of_objects,
+)
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
 from tap_livestream_viewers.providers import sessions
@@ -496,7 +502,7 @@ class NuoyunUserDurationsStream(LivestreamStream):
         if int_or_none(code) == 200:
             data = body.get("data")
             rows = data.get("list") if isinstance(data, dict) else None
-            if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            if not is_list_of_objects(rows):
                 raise self.malformed(response, "code 200 without a data.list of objects")
             return
         lowered = message.lower()

@@ -33,7 +33,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from typing_extensions import override
 
 from tap_livestream_viewers import state as saved_state
-from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none
+from tap_livestream_viewers.client import LivestreamStream, PageFacts, int_or_none, is_list_of_objects
 from tap_livestream_viewers.derived import Derive
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.rooms import ROOM_PROPERTIES, RoomListStream, moment, rfc3339_or_none
@@ -227,7 +227,7 @@ class _ShangzhiboStream(LivestreamStream):
         """A 200 without an ``items`` list of objects is not a page: retried, never read as empty."""
         body = self.decode(response)
         items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not all(isinstance(row, dict) for row in items):
+        if not is_list_of_objects(items):
             raise self.malformed(response, "without an items list of objects")
 
 

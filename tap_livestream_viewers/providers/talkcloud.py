@@ -58,6 +58,7 @@ from tap_livestream_viewers.client import (
     ProgressPaginator,
     ProviderAPIError,
     int_or_none,
+    is_list_of_objects,
 )
 from tap_livestream_viewers.derived import Derive, DerivedStream
 from tap_livestream_viewers.providers import sessions
@@ -431,7 +432,7 @@ class _TalkcloudStream(LivestreamStream):
             lists = ("logininfo", "uptablelist") if self.asked_page(response) == 1 else ("logininfo",)
             for field in lists:
                 rows = body.get(field)
-                if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                if not is_list_of_objects(rows):
                     raise self.malformed(response, f"result 0 without a {field} list of objects")
             return
         said = f" ({words})" if (words := self.provider_words(body)) else ""
