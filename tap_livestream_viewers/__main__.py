@@ -1,18 +1,48 @@
 """``tap-livestream-viewers`` and ``python -m tap_livestream_viewers``: the tap's CLI.
 
-Importing the SDK creates a few hundred thousand objects the run keeps for good (modules,
-classes, functions). The cyclic garbage collector is paused while they are made and they
-are then frozen (``gc.freeze``), so no collection walks them again: a run of 100,000 rows
-spent about 0.05-0.1 s of CPU collecting them, much of it while importing.
+Two process-wide settings come first, before the tap's threads exist:
+
+* **The garbage collector.** Importing the SDK creates a few hundred thousand objects the run
+  keeps for good (modules, classes, functions). The cyclic collector is paused while they are
+  made and they are then frozen (``gc.freeze``), so no collection walks them again: a run of
+  100,000 rows spent about 0.05-0.1 s of CPU collecting them, much of it while importing.
+* **glibc's allocator.** Pages are read and decoded in worker threads. By default glibc gives
+  each thread its own heap ("arena") and raises its mmap threshold as big blocks are freed,
+  so a page's body (about 0.3 MB) ends up in fragmented heaps that are never given back: peak
+  RSS crept up with the rows read (91 MB at 400,000 rows against 82 MB at 100,000). One arena
+  and a fixed 128 KiB mmap threshold keep it flat (84 MB at 400,000 rows). A user's own
+  ``MALLOC_ARENA_MAX`` / ``MALLOC_MMAP_THRESHOLD_`` win; on another C library nothing changes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
+
+#: ``mallopt`` parameters of glibc's ``malloc.h``, with the values set here.
+_M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+_ALLOCATOR_SETTINGS = (
+    ("MALLOC_ARENA_MAX", _M_ARENA_MAX, 1),
+    ("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, 128 * 1024),
+)
+
+
+def tune_allocator() -> None:
+    """Set glibc's arena count and mmap threshold (see the module docstring); else do nothing."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError):  # no mallopt (not glibc): nothing to tune
+        return
+    for variable, parameter, value in _ALLOCATOR_SETTINGS:
+        if variable not in os.environ:
+            mallopt(parameter, value)
 
 
 def main() -> None:
-    """Import the tap with the collector paused, freeze what the import made, run the CLI."""
+    """Tune the allocator, import the tap with the collector paused, freeze what it made, run the CLI."""
+    tune_allocator()
     gc.disable()
     try:
         from tap_livestream_viewers.tap import TapLivestreamViewers

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -355,3 +357,44 @@ def test_local_times_fast_path_equals_the_full_parse_on_every_minute_of_transiti
             local_to_rfc3339(bad, zone("Asia/Shanghai"))
         with pytest.raises(ValueError):
             local_column(["2026-01-01 10:00:00", bad], zone("Asia/Shanghai"))
+
+
+_HEAPS_AFTER_THREADS = """
+import ctypes, sys, tempfile, threading
+if sys.argv[1] == "tuned":
+    from tap_livestream_viewers.__main__ import tune_allocator
+    tune_allocator()
+def read_pages():
+    pages = [bytearray(300_000) for _ in range(20)]  # page bodies, as the workers hold them
+    del pages
+threads = [threading.Thread(target=read_pages) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile("r", suffix=".xml") as report:
+    handle = ctypes.c_void_p(libc.fopen(report.name.encode(), b"w"))
+    libc.malloc_info(0, handle)
+    libc.fclose(handle)
+    print(report.read().count("<heap nr="))
+"""
+
+
+def test_the_cli_keeps_one_allocator_arena_for_its_page_threads():
+    """glibc gives each thread its own heap unless told (``__main__.tune_allocator``); the tap's
+    entry point makes it one, which keeps the peak RSS flat as rows are read."""
+
+    def heaps(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _HEAPS_AFTER_THREADS, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin"},  # no MALLOC_* variable of the user's
+        )
+        return int(done.stdout)
+
+    assert heaps("tuned") == 1
+    assert heaps("plain") > 1  # the default this replaces: the test can tell them apart
