@@ -96,12 +96,12 @@ def local_column(values: t.Iterable[object], default_tz: tzinfo) -> list[str | N
     append = out.append
     for value in values:
         if type(value) is str and len(value) == 19 and (tail := value[13:]) in _MINUTE_SECONDS:
-            date_hour = value[:13]
-            hour = hours.get(date_hour, _UNREAD)
-            if hour is _UNREAD:
-                hour = hours[date_hour] = _local_hour(date_hour, default_tz)
+            try:
+                hour = hours[value[:13]]
+            except KeyError:  # a date-hour not read yet: once per hour and zone
+                hour = hours[value[:13]] = _local_hour(value[:13], default_tz)
             if hour is not None:
-                append(hour[0] + tail + hour[1])
+                append(f"{hour[0]}{tail}{hour[1]}")
                 continue
         append(local_to_rfc3339(value, default_tz))
     return out
@@ -110,7 +110,6 @@ def local_column(values: t.Iterable[object], default_tz: tzinfo) -> list[str | N
 #: Date-hours read by ``local_column``, per zone (at most ``_HOURS_KEPT`` each, then cleared).
 _HOURS: dict[tzinfo, dict[str, tuple[str, str] | None]] = {}
 _HOURS_KEPT = 65_536
-_UNREAD: tuple[str, str] = ("", "")  # compared by identity: a date-hour not read yet
 
 
 #: ``HH:MM`` or ``HH:MM:SS`` after ``YYYY-MM-DD `` (the hour itself is checked by ``_hour_offset``).
