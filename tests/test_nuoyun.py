@@ -25,6 +25,7 @@ from sandbox import Fault, Sandbox
 from sandbox import nuoyun as ny
 from tap_livestream_viewers import tolerant_json
 from tap_livestream_viewers.guards import SlidingWindowRateLimiter
+from tap_livestream_viewers.providers import nuoyun as nuoyun_module
 from tap_livestream_viewers.providers.nuoyun import STALL_PAGES, Frontier, best_page, device_label
 from tap_livestream_viewers.tap import TapLivestreamViewers
 
@@ -452,6 +453,9 @@ def test_device_codes_and_labels():
     assert device_label("") is None and device_label(None) is None
     assert device_label("7") is None  # an unknown code is not guessed
     assert device_label("HarmonyOS") == "HarmonyOS"  # an unknown label is kept as sent
+    # the one-lookup table of the common case agrees with device_label, for codes as numbers too
+    for sent, (kept, label) in nuoyun_module._DEVICES.items():
+        assert kept == str(sent) and label == device_label(str(sent))
 
 
 def test_best_page_is_the_plain_next_page_without_moves_and_never_skips_after_them():

@@ -95,6 +95,11 @@ DEVICE_LABELS = {
     "安卓": "Android",
 }
 RATE_LIMIT_WORDS = ("频繁", "频率", "限流", "too many", "rate limit")
+#: ``device`` as sent (a code as a number or text, or a label) -> (``device`` kept, its label).
+_DEVICES: dict[int | str, tuple[str, str]] = {
+    **{int(code): (code, label) for code, label in DEVICE_LABELS.items() if code.isdigit()},
+    **{text: (text, label) for text, label in DEVICE_LABELS.items()},
+}
 
 
 def has_credentials(settings: t.Mapping[str, t.Any]) -> bool:
@@ -694,10 +699,14 @@ class NuoyunUserDurationsStream(LivestreamStream):
     def _shape_fields(self, row: dict) -> None:
         """Everything ``shape_record`` does but the times: device label, objects, window end."""
         raw = row.get("device")
-        if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
-            raw = str(raw)
-            row["device"] = raw
-        row["device_label"] = device_label(raw) if isinstance(raw, str) else None
+        known = _DEVICES.get(raw) if type(raw) is int or type(raw) is str else None
+        if known is not None:  # the documented codes and labels: one lookup
+            row["device"], row["device_label"] = known
+        else:
+            if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
+                raw = str(raw)
+                row["device"] = raw
+            row["device_label"] = device_label(raw) if isinstance(raw, str) else None
         # PHP gateways send an empty object as []: keep the documented object type.
         if row.get("channel_info") == []:
             row["channel_info"] = {}
