@@ -216,8 +216,8 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
                 pairs.append((tap, run_bare_loop(provider) if "throughput" in args.only else {}))
         finally:
             provider.stop()
-        # The peak RSS moves by a few MB (how many decoded
-        # pages wait for the reader at the end), so the median run's peak is the one reported.
+        # The peak RSS moves by a few MB (how many decoded pages wait for the reader at the
+        # end), so the median run's peak is the one reported.
         tap = median_run([one for one, _ in pairs], lambda run: run["peak_rss_mb"])
     if "throughput" in args.only:
         ratios = [one["records_per_s"] / bare["records_per_s"] for one, bare in pairs]
@@ -230,11 +230,8 @@ def measure(args: argparse.Namespace) -> dict[str, t.Any]:
             "ratios_of_runs": [round(ratio, 2) for ratio in ratios],
             "tap_cpu_s": round(one["cpu_seconds"], 2),
         }
-        result["calls"] = {
-            "made": max(one["calls"] for one, _ in pairs),  # the most any run made
-            "minimum": minimum,
-            "ratio": round(tap["calls"] / minimum, 2),
-        }
+        made = max(one["calls"] for one, _ in pairs)  # the most any run made
+        result["calls"] = {"made": made, "minimum": minimum, "ratio": round(made / minimum, 2)}
 
     if "memory" in args.only:
         big = Provider(args.big_rows)

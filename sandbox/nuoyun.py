@@ -262,13 +262,13 @@ class NuoyunData:
 
     def seconds_until_room_for(self, calls: int) -> float:
         """How long until ``calls`` more calls fit in the rate window (``rate_limit`` per ``rate_period``)."""
-        keep = self.rate_limit - calls  # arrivals that may still be in the window then
+        keep = max(0, self.rate_limit - calls)  # arrivals that may still be in the window then
         with self.lock:
             arrivals = list(self._arrivals)
-        if len(arrivals) <= max(keep, 0):
+        if len(arrivals) <= keep:
             return 0.0
-        oldest_kept = arrivals[-keep] if keep > 0 else arrivals[-1]
-        return max(0.0, oldest_kept + self.rate_period - time.monotonic())
+        newest_to_leave = arrivals[-(keep + 1)]  # the newest arrival that must have left the window
+        return max(0.0, newest_to_leave + self.rate_period - time.monotonic())
 
 
 def _fail(message: str, code: int = 400) -> Response:

@@ -497,6 +497,21 @@ def test_rate_limiter_holds_bursts_and_retries_to_the_limit():
     assert sent[4] - sent[0] >= 10.0 and sent[12] - sent[8] >= 10.0
 
 
+def test_sandbox_says_when_calls_fit_in_its_rate_window():
+    """The benchmark waits this long between runs: long enough that no call is refused, no longer."""
+    data = ny.NuoyunData(rows=10, rate_limit=3, rate_period=0.4)
+    first = time.monotonic()
+    for _ in range(3):
+        assert data.admit()
+        time.sleep(0.05)
+    assert data.seconds_until_room_for(0) == 0.0
+    wait = data.seconds_until_room_for(1)
+    assert 0.0 < wait <= first + 0.4 - time.monotonic() + 0.01  # only the oldest call has to leave
+    time.sleep(wait + 0.005)
+    assert data.admit()  # the fourth call fits
+    assert data.seconds_until_room_for(3) > data.seconds_until_room_for(2) > 0.0
+
+
 # ------------------------------------------------------- when the provider misbehaves
 
 
