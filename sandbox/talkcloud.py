@@ -34,6 +34,12 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PATH = "/WebAPI/getLiveLogininfo"
 PAGE_SIZE = 200
 YEAR = timedelta(days=365)
+#: The shared demo and test data (``register`` without data: ``python -m sandbox``, the demo, the
+#: SDK suite, the Meltano tests): September 2026, the month the other providers' demo data and the
+#: tests' fixed windows cover. Generated "the last 60 days" instead, it left those windows on
+#: 2026-11-30. Talk-cloud answers only for the last 365 days, so this month stays in reach until
+#: late August 2027; ``test_talkcloud``'s ``test_demo_month_is_within_talkcloud_reach`` says when not.
+DEMO_PERIOD = (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 30, 12, tzinfo=UTC))
 
 
 def add_month(moment: datetime, months: int = 1) -> datetime:
@@ -231,7 +237,7 @@ def _result(code: int, message: str) -> Response:
 
 def register(sandbox: Sandbox, data: TalkcloudData | None = None) -> TalkcloudData:
     """Add the Talk-cloud route to ``sandbox``; returns the data behind it."""
-    data = data or TalkcloudData()
+    data = data or TalkcloudData(period_start=DEMO_PERIOD[0], period_end=DEMO_PERIOD[1])
     sandbox.providers["talkcloud"] = data
 
     def login_info(request: Request) -> Response:

@@ -24,10 +24,12 @@ from sandbox import Fault
 from sandbox import talkcloud as tk
 from sandbox.bounds import READINGS
 from tap_livestream_viewers import tolerant_json
+from tap_livestream_viewers.providers import talkcloud as talkcloud_module
 from tap_livestream_viewers.providers.talkcloud import entry_key, shape_row
 from tap_livestream_viewers.timeutil import zone
 
 UTC = timezone.utc
+SHANGHAI = zone("Asia/Shanghai")
 FIXTURES = Path(__file__).parent / "fixtures"
 PATH = tk.PATH
 LOGIN = "talkcloud_login_records"
@@ -41,6 +43,20 @@ def day_floor(moment: datetime) -> datetime:
 
 P0 = day_floor(datetime.now(UTC) - timedelta(days=90))
 P_END = P0 + timedelta(days=75)
+
+
+def test_demo_month_is_within_talkcloud_reach():
+    """The shared demo data (September 2026) must lie in the tests' fixed September windows and
+    within the year Talk-cloud answers for, or the demo, the SDK suite and the Meltano tests
+    read no Talk-cloud row. This names the cause the day that year passes it."""
+    first, last = tk.DEMO_PERIOD
+    tests_window = (datetime(2026, 9, 1, tzinfo=SHANGHAI), datetime(2026, 10, 1, tzinfo=SHANGHAI))
+    assert tests_window[0] <= first < last < tests_window[1]
+    reach_starts = datetime.now(UTC) - talkcloud_module.YEAR + talkcloud_module.YEAR_MARGIN
+    assert tests_window[0] >= reach_starts, (
+        "Talk-cloud answers only for the last 365 days: move DEMO_PERIOD (sandbox/talkcloud.py), the "
+        "demo's start date and the tests' September 2026 windows to a month within the last year"
+    )
 
 
 def room_data(count: int = 1030, **rooms: tuple[int, datetime, datetime]) -> tk.TalkcloudData:
