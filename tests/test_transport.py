@@ -52,6 +52,35 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "ERROR" in line or "Error" in line]
 
 
+# ---------------------------------------------------------------------- proxies
+
+
+def proxy_env(proxy: str, no_proxy: str = "") -> dict[str, str]:
+    """A user's proxy variables, in both spellings ``requests`` reads."""
+    names = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "NO_PROXY": no_proxy}
+    return {**names, **{name.lower(): value for name, value in names.items()}}
+
+
+def test_requests_go_through_the_proxy_the_environment_names_unless_no_proxy_lists_the_host(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Behind a company proxy, every call goes through it (the sandbox stands in for the proxy:
+    it reads the absolute URL a proxy receives); ``NO_PROXY`` hosts are called directly."""
+    config, _data = shangzhibo_config(sandbox, {"10024069": 120})
+    through_proxy = {
+        **config,
+        "shangzhibo": {**config["shangzhibo"], "base_url": "http://szb.example.invalid"},
+    }
+    run = run_tap(tmp_path, through_proxy, env=proxy_env(sandbox.base_url))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records("shangzhibo_activity_visits")) == 120
+    assert sandbox.calls and {call.host for call in sandbox.calls} == {"szb.example.invalid"}
+    sandbox.reset_calls()
+    direct = run_tap(tmp_path, config, env=proxy_env("http://127.0.0.1:9", no_proxy="127.0.0.1"))
+    assert direct.returncode == 0, direct.stderr[-2000:]  # port 9 refuses: the proxy was not used
+    assert len(direct.records("shangzhibo_activity_visits")) == 120
+
+
 # ---------------------------------------------------------------------- redirects
 
 
