@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -126,7 +127,8 @@ def test_the_cli_runs_the_cyclic_collector_a_few_times_not_once_per_page(sandbox
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(_COUNT_COLLECTIONS)
-    run = run_tap(tmp_path, make_config(sandbox.base_url, data), env={"PYTHONPATH": str(site)})
+    python_path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    run = run_tap(tmp_path, make_config(sandbox.base_url, data), env={"PYTHONPATH": python_path})
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(run.records(STREAM)) == 20_000
     collector_runs = int(run.stderr.rsplit("collector runs: ", 1)[1].split()[0])
