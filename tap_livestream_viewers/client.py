@@ -58,6 +58,7 @@ from tap_livestream_viewers.records import RecordPath
 from tap_livestream_viewers.rowcheck import KeyRegistry, ProblemLog
 from tap_livestream_viewers.state import Progress, ProgressExtras, SavedPartition, StreamShape, peek
 from tap_livestream_viewers.timeutil import floor_to, parse_datetime, to_rfc3339, zone
+from tap_livestream_viewers.typed_rows import TypedRows
 from tap_livestream_viewers.warehouse import declare_integer_sizes
 from tap_livestream_viewers.windows import Window, time_windows
 
@@ -828,6 +829,10 @@ class LivestreamStream(RecordPath, RESTStream[int]):
         cached = getattr(response, "_decoded_body", _MISSING)
         if cached is not _MISSING:
             return cached
+        body = self.decode_typed(response.content) if self.typed_pages else None
+        if body is not None:
+            response._decoded_body = body  # type: ignore[attr-defined]
+            return body
         try:
             body = tolerant_json.loads(response.content)
         except ValueError as error:
@@ -841,6 +846,14 @@ class LivestreamStream(RecordPath, RESTStream[int]):
             ) from error
         response._decoded_body = body  # type: ignore[attr-defined]
         return body
+
+    def decode_typed(self, content: bytes) -> t.Any | None:
+        """Hook: the body with its rows as ``typed_rows.TypedRows`` if it is a usual page, else ``None``.
+
+        Only while ``typed_pages`` is set (the tap's own record loop, writing lines directly):
+        every other reader gets dicts. See ``typed_rows``.
+        """
+        return None
 
     def rows_of(self, body: t.Any) -> list[dict]:
         """The rows in a decoded body; every provider says where its list lives."""
@@ -1206,7 +1219,12 @@ def int_or_none(value: t.Any) -> int | None:
 
 
 def is_list_of_objects(value: t.Any) -> bool:
-    """Whether ``value`` is a list of JSON objects (a page's rows): one C-level pass, no loop per row."""
+    """Whether ``value`` is a list of JSON objects (a page's rows): one C-level pass, no loop per row.
+
+    A typed page's rows are (they were decoded from objects into structs).
+    """
+    if type(value) is TypedRows:
+        return True
     return isinstance(value, list) and all(map(isinstance, value, itertools.repeat(dict)))
 
 

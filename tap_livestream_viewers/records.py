@@ -28,6 +28,7 @@ import typing as t
 from datetime import datetime, timezone
 from functools import cached_property
 
+import msgspec
 from singer_sdk.contrib.msgspec import encoder as record_encoder
 from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
@@ -44,6 +45,7 @@ from tap_livestream_viewers.rowcheck import (
     kind_of,
     raw_bytes,
 )
+from tap_livestream_viewers.typed_rows import as_record, field_order, has_any_field, nested_checks, nested_fit
 from tap_livestream_viewers.writer import DirectRecordLines
 
 if t.TYPE_CHECKING:
@@ -72,6 +74,11 @@ class PageRows:
 
 class RecordPath(DirectRecordLines):
     """The row steps and the record loop of every provider stream (``client.LivestreamStream``)."""
+
+    #: The provider's row struct (``typed_rows.row_struct``) if its usual pages are decoded typed.
+    row_type: t.ClassVar[type[msgspec.Struct] | None] = None
+    #: Whether answers are decoded typed now: only in the record loop below, writing lines directly.
+    typed_pages = False
 
     if t.TYPE_CHECKING:  # provided by client.LivestreamStream
         identity_fields: t.ClassVar[tuple[tuple[str, ...], ...]]
@@ -125,10 +132,12 @@ class RecordPath(DirectRecordLines):
                 state_context = self._get_state_partition_context(current)
                 self._write_starting_replication_value(current)
                 taken = self._page_rows = PageRows(current, state_context, self)
+                self.typed_pages = self.row_type is not None and taken.lines is not None
                 try:
                     self.read_records(taken)
                 finally:
                     self._page_rows = None
+                    self.typed_pages = False
                     record_counter.increment(taken.written)
                     if taken.written:  # as the SDK's loop marks it per record: the final STATE follows them
                         self.state_manager.is_flushed = False
@@ -170,6 +179,8 @@ class RecordPath(DirectRecordLines):
         taken.rows.clear()
         written = self.write_page(rows, taken)
         if written is None:
+            if type(rows[0]) is self.row_type:  # a typed page: its rows as a JSON decode gives them
+                rows = list(map(as_record, t.cast("list[msgspec.Struct]", rows)))
             written = 0
             for row in rows:
                 written += self.write_row(row, taken)
@@ -186,52 +197,81 @@ class RecordPath(DirectRecordLines):
         lines = taken.lines
         if lines is None or getattr(self._tap, "_answer_holds_secret", False):
             return None
+        typed = type(rows[0]) is self.row_type
         records = self.fit_page(rows, taken.context)
-        keys = self._page_keys(records) if records is not None else None
-        if records is None or keys is None:
+        keys = self._page_keys(records, typed) if records is not None else None
+        if records is None or keys is None or not fill_added(records, taken.added, typed):
             return None
-        for key, value in taken.added:
-            for record in records:
-                if key not in record:
-                    record[key] = value
-        encoded = list(map(_FINGERPRINT.encode, records))
+        if typed or self.row_type is None:
+            encoded = list(map(_FINGERPRINT.encode, records))
+        else:
+            encoded = list(map(self.record_json, records))
         if self._key_fields and not self.key_registry().add_new(keys, list(map(hash, encoded))):
             return None
         if taken.feeds_records:
-            for record in records:
+            for record in map(as_record, records) if typed else records:
                 self.derived_feed.record(record, taken.context)
         lines.write_all(encoded)
         self.progress.counts.rows += len(records)
         return len(records)
 
-    def fit_page(self, rows: list[dict], context: Context | None) -> list[dict] | None:
+    def fit_page(self, rows: list[t.Any], context: Context | None) -> list[t.Any] | None:
         """``fit_row`` for a page: its records, or ``None`` if any row is not plainly fine.
 
         Not plainly fine: the provider's shaping failed or noted a value, a value does not
-        fit the schema, or a row belongs to another window.
+        fit the schema, or a row belongs to another window. A typed page's values were
+        checked as it was decoded, but for its nested objects and what the shaping set.
         """
         if self._row_problems:
             self._row_problems = []
+        typed = type(rows[0]) is self.row_type
         try:
-            shaped = self.shape_page(list(map(dict, rows)), context)
+            if typed:
+                shaped = self.shape_typed_page([row.__copy__() for row in rows], context)
+            else:
+                shaped = self.shape_page(list(map(dict, rows)), context)
         except (AttributeError, KeyError, OverflowError, TypeError, ValueError):
             return None
         if self._row_problems:
             self._row_problems = []
             return None
         records = [record for record in shaped if record is not None]
-        if not self._coercer.fits_all(records) or not self.all_in_window(records):
+        fits = nested_fit(records, self._nested_checks) if typed else self._coercer.fits_all(records)
+        if not fits or not self.all_in_window(records):
             return None
         return records
 
-    def _page_keys(self, records: list[dict]) -> list[tuple] | None:
+    def shape_typed_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        """Hook: ``shape_page`` for a typed page (copies of its structs: shape them in place).
+
+        A value the provider cannot read raises, or is noted with ``bad_value``: the page then
+        goes row by row as dicts. What it sets must fit the schema (only nested objects are
+        checked again).
+        """
+        return records
+
+    @cached_property
+    def _nested_checks(self) -> tuple[tuple[str, t.Any], ...]:
+        return nested_checks(self.schema)
+
+    def record_json(self, record: dict) -> bytes:
+        """A record's JSON: its line and what its fingerprint hashes.
+
+        A stream with typed pages writes every record in its row struct's field order, so a
+        row reads the same (and hashes the same) whichever way its page was decoded.
+        """
+        if self.row_type is not None:
+            record = {name: record[name] for name in field_order(self.row_type) if name in record}
+        return _FINGERPRINT.encode(record)
+
+    def _page_keys(self, records: list[t.Any], typed: bool = False) -> list[tuple] | None:
         """Each record's key, or ``None`` if ``fill_identity`` would fill one (a key field or an
         identity group empty)."""
         keys: list[tuple] = []
         if self._key_fields:
             try:
-                found = list(map(self._key_of, records))
-            except KeyError:
+                found = list(map(self._key_attrs if typed else self._key_of, records))
+            except (KeyError, AttributeError):
                 return None
             if len(self._key_fields) == 1:
                 values, keys = found, list(zip(found))
@@ -239,7 +279,8 @@ class RecordPath(DirectRecordLines):
                 values, keys = list(itertools.chain.from_iterable(found)), found
             if None in values or not all(value.strip() for value in values if type(value) is str):
                 return None
-        if not all(has_any(record, group) for group in self.identity_fields for record in records):
+        present = has_any_field if typed else has_any
+        if not all(present(record, group) for group in self.identity_fields for record in records):
             return None
         return keys
 
@@ -254,9 +295,9 @@ class RecordPath(DirectRecordLines):
         for key, value in taken.added:
             if key not in record:
                 record[key] = value
-        line = _FINGERPRINT.encode(self.record_for_output(record) if lines else record)
+        line = self.record_json(self.record_for_output(record) if lines else record)
         if self.settle_collision(record, row, context, self.key_registry(), hash(line)) and lines:
-            line = _FINGERPRINT.encode(self.record_for_output(record))
+            line = self.record_json(self.record_for_output(record))
         if self._row_problems:
             self.note_row_problems(record, context)
         if taken.feeds_records:
@@ -406,7 +447,7 @@ class RecordPath(DirectRecordLines):
         if record is None:
             return None
         self.fill_identity(record, row, context)
-        self.settle_collision(record, row, context, keys, hash(_FINGERPRINT.encode(record)))
+        self.settle_collision(record, row, context, keys, hash(self.record_json(record)))
         if self._row_problems:
             self.note_row_problems(record, context)
         return record
@@ -515,6 +556,11 @@ class RecordPath(DirectRecordLines):
         """A record's key values: a tuple, or the value itself for a one-field key."""
         return operator.itemgetter(*self._key_fields)
 
+    @cached_property
+    def _key_attrs(self) -> t.Callable[[t.Any], t.Any]:
+        """``_key_of`` for a typed record."""
+        return operator.attrgetter(*self._key_fields)
+
     def _problem_log(self, context: Context | None) -> ProblemLog:
         return self._problems.setdefault(self.describe_partition(context), ProblemLog())
 
@@ -539,6 +585,19 @@ class RecordPath(DirectRecordLines):
                     f"kept, {tally.note}; rows: {tally.examples()}"
                 )
             self.logger.warning("%s: %s", where, self.one_line(text))
+
+
+def fill_added(records: list[t.Any], added: list[tuple[str, t.Any]], typed: bool) -> bool:
+    """Give each record the state partition's keys it lacks; ``False``: a typed record has no such field."""
+    for key, value in added:
+        for record in records:
+            if not typed:
+                record.setdefault(key, value)
+            elif not hasattr(record, key):
+                return False
+            elif getattr(record, key) is msgspec.UNSET:
+                setattr(record, key, value)
+    return True
 
 
 def _all_present(values: tuple) -> bool:

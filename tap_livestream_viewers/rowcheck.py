@@ -188,8 +188,8 @@ class SchemaCoercer:
     def __init__(self, schema: t.Mapping[str, t.Any]) -> None:
         properties = schema.get("properties") or {}
         self._props = _compile(properties)
-        self._fits = _struct_of(properties, "Record")
-        self._fits_all = list[_struct_of(properties, "Page", closed=True)]  # type: ignore[misc]
+        self._fits = struct_of(properties, "Record")
+        self._fits_all = list[struct_of(properties, "Page", closed=True)]  # type: ignore[misc]
 
     def fits_all(self, records: list[dict]) -> bool:
         """Whether every record fits as it is and has no field beyond the schema's: one call per page.
@@ -224,7 +224,7 @@ _STRUCT_TYPES: dict[Kind, t.Any] = {
 }
 
 
-def _struct_of(properties: t.Mapping[str, t.Any], name: str, closed: bool = False) -> type[msgspec.Struct]:
+def struct_of(properties: t.Mapping[str, t.Any], name: str, closed: bool = False) -> type[msgspec.Struct]:
     """A struct whose ``convert`` accepts exactly the records ``_coerce`` would leave alone.
 
     ``closed``: it also refuses a field that is not among ``properties`` (at its own level).
@@ -235,7 +235,7 @@ def _struct_of(properties: t.Mapping[str, t.Any], name: str, closed: bool = Fals
         kind = kind_of(spec)
         if kind == "object":
             children = spec.get("properties")
-            value_type = _struct_of(children, f"{name}_{index}") if children else dict
+            value_type = struct_of(children, f"{name}_{index}") if children else dict
         else:
             value_type = _STRUCT_TYPES.get(kind, t.Any)
         field_name = f"f{index}"  # property names need not be identifiers

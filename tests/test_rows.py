@@ -10,15 +10,23 @@ a page written at once (the page path) gives exactly the records of the row-by-r
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
+from pathlib import Path
+
+import msgspec
+import pytest
 
 from conftest import discover, run_tap
 from sandbox import nuoyun as ny
-from sandbox.hostile import Rule, install, malformed_value, nth
+from sandbox.hostile import Rule, edit, every, install, malformed_value, nth
+from tap_livestream_viewers.providers import nuoyun as nuoyun_module
 from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, raw_bytes
+from tap_livestream_viewers.typed_rows import as_record
 
 STREAM = "nuoyun_user_durations"
 WINDOW = {"start_date": "2026-08-01T00:00:00Z", "end_date": "2026-11-05T00:00:00Z"}
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def nuoyun_config(sandbox, rows: int = 1200, **extra) -> tuple[dict, ny.NuoyunData]:
@@ -184,3 +192,83 @@ def test_a_page_read_row_by_row_gives_the_records_of_the_page_path(sandbox, tmp_
     order = [(r["room_id"], r["wechat_user_space_id"]) for r in damaged.records(STREAM)]
     assert order == [(r["room_id"], r["wechat_user_space_id"]) for r in clean.records(STREAM)]
     assert order.index(key) == 500
+
+
+# ------------------------------------------------------------------ typed pages
+
+
+def undocumented_envelope_field(body, exchange):
+    """The answer with one field the document's ``{code, msg, data}`` does not have."""
+    return {**body, "request_id": "r-1"}
+
+
+def record_lines(run, stream: str = "") -> list[str]:
+    """Each RECORD line as written (of ``stream``, or every one), less its ``time_extracted`` (the clock)."""
+    start = f'{{"type":"RECORD","stream":"{stream}' if stream else '{"type":"RECORD"'
+    lines = [line for line in run.stdout.splitlines() if line.startswith(start)]
+    return [line.split(',"time_extracted":')[0] for line in lines]
+
+
+def test_a_page_decoded_as_json_writes_the_lines_of_a_typed_page(sandbox, tmp_path):
+    """Nuoyun's usual pages are decoded into row structs (``typed_rows``); an answer the struct
+    refuses (here: a field beyond the document's envelope) is decoded as JSON. Either way every
+    RECORD line is the same, byte for byte: same values, fields in the same order."""
+    config, data = nuoyun_config(sandbox, rows=1200)
+    (tmp_path / "typed").mkdir()
+    typed = run_tap(tmp_path / "typed", config)
+    assert typed.returncode == 0, typed.stderr
+    install(sandbox, Rule("an undocumented envelope field", edit(undocumented_envelope_field), calls=every))
+    (tmp_path / "json").mkdir()
+    decoded = run_tap(tmp_path / "json", config)
+    assert decoded.returncode == 0, decoded.stderr
+    assert len(record_lines(typed, STREAM)) == len(data.keys)
+    assert record_lines(decoded) == record_lines(typed)  # and the viewer_sessions they feed
+    first = json.loads(record_lines(typed, STREAM)[0] + "}")["record"]
+    # the schema's order, whatever order the provider sends (the sandbox sends device before area)
+    assert list(first) == list(nuoyun_module.SCHEMA["properties"])
+
+
+def test_rows_read_again_from_typed_and_json_pages_are_the_same_rows_not_collisions(sandbox, tmp_path):
+    """Viewers come back while the window is read, so rows are read again; every other answer is
+    decoded as JSON. A row read once from each kind of page is the same row (same fingerprint):
+    written again (at least once), never as a collision under a content key."""
+    data = ny.register(sandbox, ny.NuoyunData(rows=6000, churn_growth=15, churn_from_page=4))
+    config = {**WINDOW, "nuoyun": ny.tap_config(data, sandbox.base_url)}
+    install(
+        sandbox, Rule("an undocumented envelope field", edit(undocumented_envelope_field), calls=every_other)
+    )
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "key of a different row" not in run.stderr
+    keys = [(r["room_id"], r["wechat_user_space_id"]) for r in run.records(STREAM)]
+    assert all(user > 0 for _, user in keys)  # a content key is negative
+    assert len(keys) > len(set(keys))  # rows were read again
+    assert data.keys - set(data.moved) <= set(keys) <= data.keys
+    assert len(sandbox.calls_to(ny.PATH)) > math.ceil(6000 / 500)  # rows were read again
+
+
+def every_other(call: int) -> bool:
+    return call % 2 == 0
+
+
+def test_row_struct_takes_the_documented_row_and_refuses_any_other():
+    """A typed row is the document's row and nothing else: every field present (null allowed),
+    each of its type, no field beyond them; the fields the tap adds are not in it until set."""
+    row = json.loads((FIXTURES / "nuoyun_example.json").read_text())["data"]["list"][0]
+    decode = msgspec.json.Decoder(nuoyun_module.NuoyunRow).decode
+    typed = decode(json.dumps(row))
+    assert as_record(typed) == row
+    assert raw_bytes(as_record(typed)) == raw_bytes(row)  # the same content keys either way
+    assert as_record(decode(json.dumps({**row, "ip": None}))) == {**row, "ip": None}
+    refused = [
+        {**row, "new_field": 1},  # not in the document
+        {k: v for k, v in row.items() if k != "ip"},  # missing
+        {**row, "stay_duration": "3215"},  # a number as text
+        {**row, "stay_duration": 32.5},
+        {**row, "room_id": True},
+        {**row, "channel_info": []},  # PHP's empty object
+        {**row, "device": 1.0},
+    ]
+    for case in refused:
+        with pytest.raises(msgspec.ValidationError):
+            decode(json.dumps(case))

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
+import msgspec
 from singer_sdk import typing as th
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
@@ -65,6 +66,7 @@ from tap_livestream_viewers.guards import CallGuard, SlidingWindowRateLimiter
 from tap_livestream_viewers.providers import sessions
 from tap_livestream_viewers.state import ProgressExtras, count, hint
 from tap_livestream_viewers.timeutil import local_column, local_to_rfc3339, to_rfc3339
+from tap_livestream_viewers.typed_rows import TypedRows, row_struct
 
 if t.TYPE_CHECKING:
     import requests
@@ -142,6 +144,16 @@ def device_label(raw: str | None) -> str | None:
     if not text or text.lstrip("-").isdigit():
         return None
     return text
+
+
+def device_fields(raw: t.Any) -> tuple[t.Any, str | None]:
+    """``device`` as kept (a code or label as text) and its label, from ``device`` as sent."""
+    known = _DEVICES.get(raw) if type(raw) is int or type(raw) is str else None
+    if known is not None:  # the documented codes and labels: one lookup
+        return known
+    if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
+        raw = str(raw)
+    return raw, device_label(raw) if isinstance(raw, str) else None
 
 
 #: Provider-local times of a row, written as RFC 3339 with the zone's offset.
@@ -296,6 +308,88 @@ class FrontierPaginator(BaseAPIPaginator[tuple[int, int]]):
         self._stream.page_done(page)
 
 
+#: ``data.list`` rows as records: the document's fields, plus the device label and the window end.
+SCHEMA = th.PropertiesList(
+    th.Property("room_id", th.IntegerType, required=True, description="直播间ID (room id)."),
+    th.Property("wechat_user_space_id", th.IntegerType, required=True, description="用户ID (viewer id)."),
+    th.Property("wechat_user_name", th.StringType, description="用户昵称 (nickname)."),
+    th.Property("wechat_user_photo", th.StringType, description="用户头像 (avatar URL)."),
+    th.Property("stay_duration", th.IntegerType, description="在线时长 (seconds online)."),
+    th.Property("ip", th.StringType, description="最近访问IP (last IP)."),
+    th.Property("third_uuid", th.StringType, description="三方系统用户ID (third-party user id)."),
+    th.Property(
+        "third_wechat_info",
+        th.ObjectType(
+            th.Property("authorizer_appid", th.StringType),
+            th.Property("openid", th.StringType),
+            th.Property("unionid", th.StringType),
+            additional_properties=True,
+        ),
+        description="第三方微信信息 (third-party WeChat account).",
+    ),
+    th.Property("live_duration", th.IntegerType, description="直播时长 (seconds watched live)."),
+    th.Property("playback_duration", th.IntegerType, description="回放时长 (seconds watched as playback)."),
+    th.Property(
+        "channel_info",
+        th.ObjectType(
+            th.Property("channel_id", th.IntegerType),
+            th.Property("channel_name", th.StringType),
+            th.Property("store_id", th.StringType),
+            additional_properties=True,
+        ),
+        description="门店渠道归属信息 (store/channel the viewer belongs to).",
+    ),
+    th.Property("invited_wechat_user_space_id", th.IntegerType, description="邀请用户ID (inviter)."),
+    th.Property("invited_name", th.StringType, description="邀请用户昵称 (inviter nickname)."),
+    th.Property(
+        "first_visit_time", th.DateTimeType, description="初次访问时间, provider-local time with offset."
+    ),
+    th.Property(
+        "last_visit_time", th.DateTimeType, description="Last visit, provider-local time with offset."
+    ),
+    th.Property("area", th.StringType, description="IP地址 (region of the IP)."),
+    th.Property(
+        "device",
+        th.StringType,
+        description="使用设备 as sent: a code (0 PC, 1 Android, 2 other, 3 iOS) or a label.",
+    ),
+    th.Property("device_label", th.StringType, description="Label of device: PC, Android, other, iOS."),
+    th.Property(
+        "update_window_end",
+        th.DateTimeType,
+        description=(
+            "End of the update-time window the row was read in: rows carry no update time, so "
+            "this bounds it (the row's update time was at most this). Replication key."
+        ),
+    ),
+).to_dict()
+
+
+#: A row of ``data.list`` as the document lists it, for typed pages (``typed_rows``): ``device``
+#: is sent as a code (a number or text) or a label, the visit times as provider-local text.
+NuoyunRow = row_struct(
+    "NuoyunRow",
+    SCHEMA,
+    added=("device_label", "update_window_end"),
+    raw_types={"device": int | str, "first_visit_time": str, "last_visit_time": str},
+)
+
+
+#: The document's answer, ``{code, msg, data: {total, list}}``, with nothing else in it.
+class _NuoyunData(msgspec.Struct, forbid_unknown_fields=True):
+    rows: list[NuoyunRow] = msgspec.field(name="list")  # type: ignore[valid-type]
+    total: t.Any = msgspec.UNSET
+
+
+class _NuoyunAnswer(msgspec.Struct, forbid_unknown_fields=True):
+    code: t.Any
+    data: _NuoyunData
+    msg: t.Any = msgspec.UNSET
+
+
+_ANSWER = msgspec.json.Decoder(_NuoyunAnswer)
+
+
 class NuoyunUserDurationsStream(LivestreamStream):
     """One row per viewer per room, with stay, live and playback seconds, by update time."""
 
@@ -322,62 +416,8 @@ class NuoyunUserDurationsStream(LivestreamStream):
     derived_streams = (Derive(sessions.ViewerSessionsStream, from_record=session_of_row),)
     progress_extras = FrontierProgress
 
-    schema = th.PropertiesList(
-        th.Property("room_id", th.IntegerType, required=True, description="直播间ID (room id)."),
-        th.Property("wechat_user_space_id", th.IntegerType, required=True, description="用户ID (viewer id)."),
-        th.Property("wechat_user_name", th.StringType, description="用户昵称 (nickname)."),
-        th.Property("wechat_user_photo", th.StringType, description="用户头像 (avatar URL)."),
-        th.Property("stay_duration", th.IntegerType, description="在线时长 (seconds online)."),
-        th.Property("ip", th.StringType, description="最近访问IP (last IP)."),
-        th.Property("third_uuid", th.StringType, description="三方系统用户ID (third-party user id)."),
-        th.Property(
-            "third_wechat_info",
-            th.ObjectType(
-                th.Property("authorizer_appid", th.StringType),
-                th.Property("openid", th.StringType),
-                th.Property("unionid", th.StringType),
-                additional_properties=True,
-            ),
-            description="第三方微信信息 (third-party WeChat account).",
-        ),
-        th.Property("live_duration", th.IntegerType, description="直播时长 (seconds watched live)."),
-        th.Property(
-            "playback_duration", th.IntegerType, description="回放时长 (seconds watched as playback)."
-        ),
-        th.Property(
-            "channel_info",
-            th.ObjectType(
-                th.Property("channel_id", th.IntegerType),
-                th.Property("channel_name", th.StringType),
-                th.Property("store_id", th.StringType),
-                additional_properties=True,
-            ),
-            description="门店渠道归属信息 (store/channel the viewer belongs to).",
-        ),
-        th.Property("invited_wechat_user_space_id", th.IntegerType, description="邀请用户ID (inviter)."),
-        th.Property("invited_name", th.StringType, description="邀请用户昵称 (inviter nickname)."),
-        th.Property(
-            "first_visit_time", th.DateTimeType, description="初次访问时间, provider-local time with offset."
-        ),
-        th.Property(
-            "last_visit_time", th.DateTimeType, description="Last visit, provider-local time with offset."
-        ),
-        th.Property("area", th.StringType, description="IP地址 (region of the IP)."),
-        th.Property(
-            "device",
-            th.StringType,
-            description="使用设备 as sent: a code (0 PC, 1 Android, 2 other, 3 iOS) or a label.",
-        ),
-        th.Property("device_label", th.StringType, description="Label of device: PC, Android, other, iOS."),
-        th.Property(
-            "update_window_end",
-            th.DateTimeType,
-            description=(
-                "End of the update-time window the row was read in: rows carry no update time, so "
-                "this bounds it (the row's update time was at most this). Replication key."
-            ),
-        ),
-    ).to_dict()
+    schema = SCHEMA
+    row_type = NuoyunRow
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -478,6 +518,21 @@ class NuoyunUserDurationsStream(LivestreamStream):
         return body
 
     # ---------------------------------------------------------------------- answers
+
+    @override
+    def decode_typed(self, content: bytes) -> dict | None:
+        """The documented answer with its rows as ``NuoyunRow`` structs; ``None`` for any other."""
+        try:
+            answer = _ANSWER.decode(content)
+        except msgspec.MsgspecError:
+            return None
+        data: dict[str, t.Any] = {"list": TypedRows(answer.data.rows)}
+        if answer.data.total is not msgspec.UNSET:
+            data["total"] = answer.data.total
+        body = {"code": answer.code, "data": data}
+        if answer.msg is not msgspec.UNSET:
+            body["msg"] = answer.msg
+        return body
 
     def rows_of(self, body: t.Any) -> list[dict]:
         """Rows are in ``data.list``."""
@@ -696,17 +751,27 @@ class NuoyunUserDurationsStream(LivestreamStream):
             self._shape_fields(record)
         return records  # type: ignore[return-value]
 
+    @override
+    def shape_typed_page(self, records: list[t.Any], context: Context | None) -> list[t.Any]:
+        """``shape_page`` for ``NuoyunRow`` structs: the same values (their objects are never ``[]``)."""
+        tz, end = self.tz, self._window_end_text
+        firsts = local_column([record.first_visit_time for record in records], tz)
+        lasts = local_column([record.last_visit_time for record in records], tz)
+        for record, first, last in zip(records, firsts, lasts, strict=True):
+            record.first_visit_time, record.last_visit_time = first, last
+            raw = record.device
+            known = _DEVICES.get(raw) if raw is not None else None
+            record.device, record.device_label = known if known is not None else device_fields(raw)
+            record.update_window_end = end
+        return records
+
     def _shape_fields(self, row: dict) -> None:
         """Everything ``shape_record`` does but the times: device label, objects, window end."""
         raw = row.get("device")
-        known = _DEVICES.get(raw) if type(raw) is int or type(raw) is str else None
-        if known is not None:  # the documented codes and labels: one lookup
-            row["device"], row["device_label"] = known
+        if raw is not None:
+            row["device"], row["device_label"] = device_fields(raw)
         else:
-            if raw is not None and type(raw) is not str and not isinstance(raw, (dict, list)):
-                raw = str(raw)
-                row["device"] = raw
-            row["device_label"] = device_label(raw) if isinstance(raw, str) else None
+            row["device_label"] = None
         # PHP gateways send an empty object as []: keep the documented object type.
         if row.get("channel_info") == []:
             row["channel_info"] = {}
