@@ -17,6 +17,13 @@ one batch (``write_page``: one schema check, one key check, one write for the pa
 with any row that needs its own handling goes row by row (``write_row``), with the same
 result for every other row. Either way a record's line is encoded once, written, and hashed
 as its fingerprint for the key check, and a page's records are written before its STATE.
+
+A provider with a documented, stable row (``row_type``, see ``typed_rows``) has its usual
+pages decoded into structs, values checked in the same pass; such a page takes the same
+steps on copies of its structs (``shape_typed_page``), and goes row by row as the dicts a
+JSON decode gives when any row needs it. Its records are written in the struct's field
+order on every path (``record_json``), so a row's line and fingerprint never depend on how
+its page was decoded.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import itertools
 import json
 import operator
 import typing as t
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cached_property
 
@@ -124,7 +132,8 @@ class RecordPath(DirectRecordLines):
         record_counter = self.get_record_counter()
         timer = self.get_sync_timer()
         partitions = [context] if context is not None else self.partitions or [{}]
-        with record_counter, timer, self.reading_partitions([each or None for each in partitions]):
+        reading = self.reading_partitions([each or None for each in partitions])
+        with record_counter, timer, reading, self.decoding_typed():
             for partition in partitions:
                 record_counter.with_context(partition)
                 timer.with_context(partition)
@@ -132,12 +141,10 @@ class RecordPath(DirectRecordLines):
                 state_context = self._get_state_partition_context(current)
                 self._write_starting_replication_value(current)
                 taken = self._page_rows = PageRows(current, state_context, self)
-                self.typed_pages = self.row_type is not None and taken.lines is not None
                 try:
                     self.read_records(taken)
                 finally:
                     self._page_rows = None
-                    self.typed_pages = False
                     record_counter.increment(taken.written)
                     if taken.written:  # as the SDK's loop marks it per record: the final STATE follows them
                         self.state_manager.is_flushed = False
@@ -146,6 +153,15 @@ class RecordPath(DirectRecordLines):
         if not context:
             self._finalize_state(self.stream_state)
         self._write_state_message()
+
+    @contextmanager
+    def decoding_typed(self) -> t.Iterator[None]:
+        """Answers are decoded typed (``typed_rows``) while this loop writes a typed stream's lines."""
+        self.typed_pages = self.row_type is not None and self.selected and self._record_lines is not None
+        try:
+            yield
+        finally:
+            self.typed_pages = False
 
     def _reads_own_records(self, write_messages: bool) -> bool:
         return (
