@@ -19,7 +19,7 @@ import pytest
 
 from conftest import discover, run_tap
 from sandbox import nuoyun as ny
-from sandbox.hostile import Rule, edit, every, install, malformed_value, nth
+from sandbox.hostile import Rule, edit, every, install, malformed_value, nth, rows_become
 from tap_livestream_viewers.providers import nuoyun as nuoyun_module
 from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, raw_bytes
 from tap_livestream_viewers.typed_rows import as_record
@@ -272,3 +272,30 @@ def test_row_struct_takes_the_documented_row_and_refuses_any_other():
     for case in refused:
         with pytest.raises(msgspec.ValidationError):
             decode(json.dumps(case))
+
+
+def test_a_nested_value_of_the_wrong_type_in_a_typed_page_is_nulled_as_on_the_json_path(sandbox, tmp_path):
+    """A typed row takes ``channel_info`` as an object (it may hold fields the document lacks);
+    its documented fields are still checked: one ``channel_id`` that is not a number sends its
+    page row by row, where it is nulled and counted, and every other row is the clean record.
+    A field the document lacks inside the object is kept, on either path."""
+    config, _ = nuoyun_config(sandbox, rows=1200, max_concurrency=1)
+    (tmp_path / "clean").mkdir()
+    clean = run_tap(tmp_path / "clean", config)
+    assert clean.returncode == 0, clean.stderr
+
+    def odd_channels(rows: list) -> list:
+        first = {**rows[0], "channel_info": {**rows[0]["channel_info"], "channel_id": "store nine"}}
+        second = {**rows[1], "channel_info": {**rows[1]["channel_info"], "region": "east"}}
+        return [first, second, *rows[2:]]
+
+    install(sandbox, Rule("nested values", rows_become(odd_channels), calls=nth(2)))
+    (tmp_path / "odd").mkdir()
+    odd = run_tap(tmp_path / "odd", config)
+    assert odd.returncode == 0, odd.stderr
+    assert "1 row(s) with an unreadable channel_info.channel_id (first: 'store nine')" in odd.stderr
+    records = odd.records(STREAM)
+    expected = clean.records(STREAM)
+    assert records[500]["channel_info"] == {**expected[500]["channel_info"], "channel_id": None}
+    assert records[501]["channel_info"] == {**expected[501]["channel_info"], "region": "east"}
+    assert records[502:] == expected[502:] and records[:500] == expected[:500]
