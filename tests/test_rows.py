@@ -4,7 +4,8 @@ What a user relies on: every RECORD line is a Singer message with its stream, re
 ``time_extracted`` whatever path wrote it; stream maps and field selection still apply to a
 provider stream's records; a window of any size tells the same row read twice from two
 different rows under one key (README "When a provider misbehaves"), in memory and past it;
-a page written at once (the page path) gives exactly the records of the row-by-row path.
+a page written at once (the page path) gives exactly the records of the row-by-row path, and a
+page decoded into row structs (Nuoyun's typed pages) exactly the lines of one decoded as JSON.
 """
 
 from __future__ import annotations
@@ -228,6 +229,10 @@ def test_a_page_decoded_as_json_writes_the_lines_of_a_typed_page(sandbox, tmp_pa
     assert list(first) == list(nuoyun_module.SCHEMA["properties"])
 
 
+def every_other(call: int) -> bool:
+    return call % 2 == 0
+
+
 def test_rows_read_again_from_typed_and_json_pages_are_the_same_rows_not_collisions(sandbox, tmp_path):
     """Viewers come back while the window is read, so rows are read again; every other answer is
     decoded as JSON. A row read once from each kind of page is the same row (same fingerprint):
@@ -244,11 +249,7 @@ def test_rows_read_again_from_typed_and_json_pages_are_the_same_rows_not_collisi
     assert all(user > 0 for _, user in keys)  # a content key is negative
     assert len(keys) > len(set(keys))  # rows were read again
     assert data.keys - set(data.moved) <= set(keys) <= data.keys
-    assert len(sandbox.calls_to(ny.PATH)) > math.ceil(6000 / 500)  # rows were read again
-
-
-def every_other(call: int) -> bool:
-    return call % 2 == 0
+    assert len(sandbox.calls_to(ny.PATH)) > math.ceil(6000 / 500)  # pages were asked again
 
 
 def test_row_struct_takes_the_documented_row_and_refuses_any_other():
