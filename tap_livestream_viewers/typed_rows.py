@@ -21,7 +21,7 @@ import typing as t
 
 import msgspec
 
-from tap_livestream_viewers.rowcheck import kind_of, struct_of
+from tap_livestream_viewers.rowcheck import is_empty, kind_of, struct_of
 
 #: Python types a typed row accepts for a value as sent, per schema kind (``None`` always).
 _RAW_TYPES: dict[str, t.Any] = {
@@ -96,14 +96,9 @@ def nested_fit(records: list[t.Any], checks: tuple[tuple[str, t.Any], ...]) -> b
 
 
 def has_any_field(row: t.Any, fields: tuple[str, ...]) -> bool:
-    """``rowcheck.has_any`` for a typed row: whether any of ``fields`` has a value."""
-    for name in fields:
-        value = getattr(row, name, None)
-        if value is None or value is msgspec.UNSET:
-            continue
-        if not (isinstance(value, str) and not value.strip()):
-            return True
-    return False
+    """``rowcheck.has_any`` for a typed row: whether any of ``fields`` has a value (``UNSET`` has none)."""
+    values = (getattr(row, name, None) for name in fields)
+    return any(value is not msgspec.UNSET and not is_empty(value) for value in values)
 
 
 def as_record(row: msgspec.Struct) -> dict[str, t.Any]:

@@ -22,8 +22,8 @@ from conftest import discover, run_tap
 from sandbox import nuoyun as ny
 from sandbox.hostile import Rule, edit, every, install, malformed_value, nth, rows_become
 from tap_livestream_viewers.providers import nuoyun as nuoyun_module
-from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, raw_bytes
-from tap_livestream_viewers.typed_rows import as_record
+from tap_livestream_viewers.rowcheck import SPILL_BATCH, KeyRegistry, SchemaCoercer, has_any, raw_bytes
+from tap_livestream_viewers.typed_rows import as_record, has_any_field
 
 STREAM = "nuoyun_user_durations"
 WINDOW = {"start_date": "2026-08-01T00:00:00Z", "end_date": "2026-11-05T00:00:00Z"}
@@ -300,3 +300,26 @@ def test_a_nested_value_of_the_wrong_type_in_a_typed_page_is_nulled_as_on_the_js
     assert records[500]["channel_info"] == {**expected[500]["channel_info"], "channel_id": None}
     assert records[501]["channel_info"] == {**expected[501]["channel_info"], "region": "east"}
     assert records[502:] == expected[502:] and records[:500] == expected[:500]
+
+
+def test_a_typed_row_has_an_identity_field_exactly_when_its_dict_has_one():
+    """The identity check of a typed page decides as the dict path's does: null, blank text and a
+    field the tap has not set yet count as absent; zero and any text do not."""
+    row_type = msgspec.defstruct("Row", [("a", object, None), ("b", object, msgspec.UNSET)], kw_only=True)
+    cases = [
+        (None, msgspec.UNSET),
+        ("  ", msgspec.UNSET),
+        ("x", msgspec.UNSET),
+        (None, "y"),
+        (0, msgspec.UNSET),
+    ]
+    for a, b in [*cases, (None, ""), (None, None), ("", " \t")]:
+        as_dict = {name: value for name, value in (("a", a), ("b", b)) if value is not msgspec.UNSET}
+        assert has_any_field(row_type(a=a, b=b), ("a", "b")) == has_any(as_dict, ("a", "b")), (a, b)
+    assert [has_any_field(row_type(a=a, b=b), ("a", "b")) for a, b in cases] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
